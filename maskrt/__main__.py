@@ -1,0 +1,3 @@
+from maskrt.cli import main
+
+main()

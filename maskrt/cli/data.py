@@ -1,0 +1,5 @@
+"""`maskrt` commands: data."""
+
+from __future__ import annotations
+
+from maskrt.cli.app import app  # noqa: F401

@@ -1,0 +1,238 @@
+"""Mask R-CNN presets (all torchvision ``MaskRCNN`` underneath) and the recipe that rebuilds them.
+
+A :class:`ModelRecipe` holds everything needed to rebuild a model without its training code: the
+preset, the class names, the input size and the anchors. Checkpoints store it, so export and
+evaluation need nothing else.
+
+Example:
+    >>> recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=512)
+    >>> model = build_model(recipe)            # random weights
+    >>> model = build_model(recipe, weights="imagenet")   # backbone from torchvision's ImageNet weights
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import misc as misc_nn_ops
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from maskrt.errors import MaskrtError
+
+log = logging.getLogger(__name__)
+
+ARCHS = ("lite", "mbv3-fpn", "r50-fpn", "r50-fpn-v2")
+
+# Per preset: anchor sizes per FPN level (small sizes first: 5-20 px bubbles matter) and head sizes.
+_DEFAULT_ANCHORS: dict[str, list[list[int]]] = {
+    "lite": [[8, 12], [16, 24], [32, 48], [64, 96], [128, 256]],
+    "mbv3-fpn": [[8, 12], [16, 24], [32, 48], [64, 96], [128, 256]],
+    "r50-fpn": [[16], [32], [64], [128], [256]],
+    "r50-fpn-v2": [[16], [32], [64], [128], [256]],
+}
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+@dataclass
+class ModelRecipe:
+    """How to rebuild a model: preset, classes, input size, anchors and head sizes."""
+
+    arch: str
+    classes: list[str]
+    image_size: int = 512
+    anchor_sizes: list[list[int]] = field(default_factory=list)
+    aspect_ratios: list[float] = field(default_factory=lambda: list(ASPECT_RATIOS))
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    max_det: int = 100
+    mask_size: int = 28
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise MaskrtError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if not self.anchor_sizes:
+            self.anchor_sizes = [list(s) for s in _DEFAULT_ANCHORS[self.arch]]
+        if not self.classes:
+            raise MaskrtError("a model needs at least one class; check the dataset's categories")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of object classes (background not counted)."""
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelRecipe:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _anchor_generator(recipe: ModelRecipe) -> AnchorGenerator:
+    sizes = tuple(tuple(int(s) for s in level) for level in recipe.anchor_sizes)
+    ratios = (tuple(float(r) for r in recipe.aspect_ratios),) * len(sizes)
+    return AnchorGenerator(sizes, ratios)
+
+
+def _mobilenet_fpn(out_channels: int, pretrained_backbone: bool) -> BackboneWithFPN:
+    """MobileNetV3-Large features with an FPN on strides 4, 8, 16, 32 (+ a max-pooled stride-64 level)."""
+    from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
+
+    weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1 if pretrained_backbone else None
+    norm_layer = misc_nn_ops.FrozenBatchNorm2d if pretrained_backbone else nn.BatchNorm2d
+    features = mobilenet_v3_large(weights=weights, norm_layer=norm_layer).features
+    # the last block of each stride: the stage starts at a downsampling block (_is_cn)
+    starts = [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features)]
+    ends = [s - 1 for s in starts[1:]] + [len(features) - 1]  # stride 4, 8, 16, 32
+    ends = sorted(set(ends))[-4:]
+    return_layers = {str(idx): str(k) for k, idx in enumerate(ends)}
+    in_channels = [_out_channels(features[idx]) for idx in ends]
+    if pretrained_backbone:  # train only the later stages, as torchvision does for fine-tuning
+        for idx, block in enumerate(features):
+            if idx < ends[1]:
+                block.requires_grad_(False)
+    return BackboneWithFPN(features, return_layers, in_channels, out_channels, extra_blocks=LastLevelMaxPool())
+
+
+def _out_channels(block: nn.Module) -> int:
+    if hasattr(block, "out_channels"):
+        return int(block.out_channels)
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    return int(convs[-1].out_channels)
+
+
+def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
+    """Build the recipe's Mask R-CNN.
+
+    Args:
+        recipe: preset, classes, input size and anchors.
+        weights: ``None``/``"none"`` for random weights, ``"imagenet"`` for torchvision's ImageNet
+            backbone, ``"coco"`` for torchvision's COCO Mask R-CNN (``r50-fpn``/``r50-fpn-v2`` only;
+            class-specific layers are replaced). Checkpoint paths are loaded by the trainer.
+
+    Returns:
+        A ``MaskRCNN`` whose transform resizes every image so its longer side is ``image_size``.
+    """
+    weights = None if weights in (None, "none") else weights
+    if weights not in (None, "imagenet", "coco"):
+        raise ValueError(f"build_model takes weights none|imagenet|coco, not {weights!r}")
+    if weights == "coco" and recipe.arch not in ("r50-fpn", "r50-fpn-v2"):
+        raise MaskrtError(
+            f"COCO weights exist only for r50-fpn and r50-fpn-v2, not {recipe.arch!r}; "
+            "use --weights imagenet, a checkpoint, or --arch r50-fpn"
+        )
+    n = recipe.num_classes + 1
+    size = recipe.image_size
+    common: dict[str, Any] = dict(
+        min_size=size,
+        max_size=size,
+        image_mean=list(recipe.mean),
+        image_std=list(recipe.std),
+        rpn_anchor_generator=_anchor_generator(recipe),
+        box_detections_per_img=recipe.max_det,
+    )
+    num_anchors = len(recipe.anchor_sizes[0]) * len(recipe.aspect_ratios)
+    from torchvision.models.detection.rpn import RPNHead
+
+    if recipe.arch == "lite":
+        ch = 128
+        backbone = _mobilenet_fpn(ch, weights == "imagenet")
+        model = MaskRCNN(
+            backbone,
+            num_classes=None,
+            rpn_head=RPNHead(ch, num_anchors),
+            box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2),
+            box_head=TwoMLPHead(ch * 7 * 7, 256),
+            box_predictor=FastRCNNPredictor(256, n),
+            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 14, 2),
+            mask_head=MaskRCNNHeads(ch, [ch, ch], 1),
+            mask_predictor=MaskRCNNPredictor(ch, ch, n),
+            rpn_pre_nms_top_n_train=1000,
+            rpn_post_nms_top_n_train=500,
+            rpn_pre_nms_top_n_test=500,
+            rpn_post_nms_top_n_test=200,
+            box_batch_size_per_image=128,
+            **common,
+        )
+    elif recipe.arch == "mbv3-fpn":
+        backbone = _mobilenet_fpn(256, weights == "imagenet")
+        model = MaskRCNN(
+            backbone,
+            num_classes=n,
+            rpn_head=RPNHead(256, num_anchors),
+            box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2),
+            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 14, 2),
+            **common,
+        )
+    elif recipe.arch == "r50-fpn":
+        from torchvision.models import ResNet50_Weights, resnet50
+
+        bb_weights = ResNet50_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
+        norm = misc_nn_ops.FrozenBatchNorm2d if weights else nn.BatchNorm2d
+        trunk = resnet50(weights=bb_weights, norm_layer=norm)
+        backbone = _resnet_fpn_extractor(trunk, 3 if weights else 5)
+        model = MaskRCNN(backbone, num_classes=n, rpn_head=RPNHead(256, num_anchors), **common)
+    else:  # r50-fpn-v2
+        from torchvision.models import ResNet50_Weights, resnet50
+
+        bb_weights = ResNet50_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
+        trunk = resnet50(weights=bb_weights)
+        backbone = _resnet_fpn_extractor(trunk, 3 if weights else 5, norm_layer=nn.BatchNorm2d)
+        model = MaskRCNN(
+            backbone,
+            num_classes=n,
+            rpn_head=RPNHead(256, num_anchors, conv_depth=2),
+            box_head=FastRCNNConvFCHead((256, 7, 7), [256, 256, 256, 256], [1024], norm_layer=nn.BatchNorm2d),
+            mask_head=MaskRCNNHeads(256, [256, 256, 256, 256], 1, norm_layer=nn.BatchNorm2d),
+            **common,
+        )
+    if weights == "coco":
+        _load_coco(model, recipe.arch)
+    return model
+
+
+def coco_weights_enum(arch: str) -> Any:
+    """torchvision's COCO weights enum member for a preset."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
+
+    return MaskRCNN_ResNet50_FPN_Weights.COCO_V1 if arch == "r50-fpn" else MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+
+
+def _load_coco(model: MaskRCNN, arch: str) -> None:
+    """Load torchvision's COCO weights; class-specific layers and mismatching shapes are skipped."""
+    from maskrt.train.weights import fetch_torchvision_state_dict
+
+    state = fetch_torchvision_state_dict(coco_weights_enum(arch))
+    load_matching(model, state)
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Load every tensor whose name and shape match; return (loaded, skipped) names."""
+    own = model.state_dict()
+    loaded, skipped = [], []
+    for k, v in state.items():
+        if k in own and own[k].shape == v.shape:
+            own[k] = v.to(own[k].dtype)
+            loaded.append(k)
+        else:
+            skipped.append(k)
+    model.load_state_dict(own)
+    if skipped:
+        log.info("loaded %d tensors; replaced %d class- or shape-specific ones (e.g. %s)", len(loaded),
+                 len(skipped), skipped[0])
+    return loaded, skipped
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
