@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from maskrt.cli import bench, data, demo, export, predict, stream, synth, train  # noqa: F401  (registers commands)
 from maskrt.cli.app import app
@@ -16,28 +16,18 @@ from maskrt.errors import MaskrtError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="maskrt")
+        app(args=argv, prog_name="maskrt")  # standalone mode: usage errors exit 2 by themselves
+        code = 0
     except MaskrtError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return _exit(2, argv)
-    except click.exceptions.Exit as exc:
-        return _exit(exc.exit_code, argv)
-    except click.ClickException as exc:
-        exc.show()
-        return _exit(exc.exit_code, argv)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return _exit(130, argv)
+        typer.echo(f"error: {exc}", err=True)
+        code = 2
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return _exit(130, argv)
-    code = result if isinstance(result, int) else 0
-    return _exit(code, argv)
-
-
-def _exit(code: int, argv: list[str] | None) -> int:
+        typer.echo("interrupted", err=True)
+        code = 130
     if argv is None:  # called as the console script
         sys.exit(code)
     return code
