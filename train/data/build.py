@@ -1,0 +1,156 @@
+"""Turn the raw shapes an importer read into a checked :class:`Annotation`, fixing or skipping bad ones.
+
+Every importer reduces its format to a class index plus a list of :class:`Part` s (polygons, full-image
+masks or COCO RLEs that together make one instance) and calls :func:`make_annotation`, so all formats
+share one set of checks and one wording of the problems:
+
+- a polygon with fewer than 3 points, non-finite coordinates or zero area is skipped;
+- points outside the image are clipped to it (the polygon is cut at the border), and reported;
+- an RLE whose size does not match the image, or whose counts are corrupt, is skipped;
+- an instance with no usable part left is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from maskrt import rle as rle_codec
+from maskrt.train.data.geometry import clip_polygon, mask_bbox, polygon_area, polygons_bbox
+from maskrt.train.data.problems import ProblemLog
+from maskrt.train.data.record import Annotation
+
+MIN_AREA = 1e-6  # square pixels; below this a polygon is degenerate (collinear points)
+EDGE_TOLERANCE = 1e-6  # pixels; coordinates this close outside the image are not worth a report
+
+
+@dataclass
+class Part:
+    """One piece of an instance: exactly one of ``polygon`` ``(K, 2)``, ``mask`` ``(H, W)`` bool, ``rle``."""
+
+    polygon: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    rle: dict[str, Any] | None = None
+    kind: str = "polygon"  # what the user drew (polygon, rectangle, circle, ...) for messages
+
+
+def check_polygon(points: Any, width: int, height: int, item: str, log: ProblemLog, kind: str = "polygon") -> np.ndarray | None:
+    """Return the polygon as a ``(K, 2)`` float array clipped to the image, or ``None`` (reported) if unusable."""
+    try:
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        log.add(item, f"{kind} has malformed coordinates; skipped")
+        return None
+    if not np.isfinite(p).all():
+        log.add(item, f"{kind} has non-finite coordinates; skipped")
+        return None
+    if len(p) < 3:
+        log.add(item, f"{kind} has {len(p)} point{'s' if len(p) != 1 else ''}; skipped")
+        return None
+    if polygon_area(p) < MIN_AREA:
+        log.add(item, f"{kind} has zero area; skipped")
+        return None
+    tol = EDGE_TOLERANCE
+    outside = (p[:, 0] < -tol) | (p[:, 0] > width + tol) | (p[:, 1] < -tol) | (p[:, 1] > height + tol)
+    if outside.any():
+        clipped = clip_polygon(p, width, height)
+        if len(clipped) < 3 or polygon_area(clipped) < MIN_AREA:
+            log.add(item, f"{kind} lies outside the {width}x{height} image; skipped")
+            return None
+        log.add(
+            item,
+            f"{int(outside.sum())} of {len(p)} {kind} points outside the {width}x{height} image; clipped to the image",
+        )
+        return clipped
+    return np.clip(p, 0.0, [float(width), float(height)])
+
+
+def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog) -> np.ndarray | None:
+    """Decode a COCO RLE for this image, or return ``None`` (reported) when it does not fit or is corrupt."""
+    try:
+        size = [int(v) for v in rle["size"]]
+        counts = rle["counts"]
+    except (KeyError, TypeError, ValueError):
+        log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
+        return None
+    if size != [height, width]:
+        log.add(item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped")
+        return None
+    try:
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        if isinstance(counts, str):
+            counts = rle_codec.string_to_counts(counts)
+        counts = [int(c) for c in counts]
+        if any(c < 0 for c in counts):
+            raise ValueError("negative run length")
+        return rle_codec.counts_to_mask(counts, height, width)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        log.add(item, f"RLE counts are corrupt ({exc}); skipped")
+        return None
+
+
+def make_annotation(
+    category: int,
+    parts: list[Part],
+    width: int,
+    height: int,
+    item: str,
+    log: ProblemLog,
+    *,
+    iscrowd: bool = False,
+) -> Annotation | None:
+    """Check every part and build one instance; ``None`` (reported) when nothing usable is left.
+
+    Polygon-only instances stay polygons (box = vertex extent, as COCO writes it). When any part is a
+    mask or RLE, all parts are rasterised and united into one compressed RLE (box = tight pixel box).
+    """
+    polys: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    keep_rle: dict[str, Any] | None = None
+    for k, part in enumerate(parts):
+        where = item if len(parts) == 1 else f"{item}, part {k + 1}"
+        if part.polygon is not None:
+            p = check_polygon(part.polygon, width, height, where, log, part.kind)
+            if p is not None:
+                polys.append(p)
+        elif part.rle is not None:
+            m = check_rle(part.rle, width, height, where, log)
+            if m is not None:
+                if not m.any():
+                    log.add(where, "mask is empty (zero area); skipped")
+                    continue
+                masks.append(m)
+                if len(parts) == 1:
+                    keep_rle = dict(part.rle)
+                    if isinstance(keep_rle["counts"], bytes):
+                        keep_rle["counts"] = keep_rle["counts"].decode("ascii")
+        elif part.mask is not None:
+            m = np.asarray(part.mask, dtype=bool)
+            if m.shape != (height, width):
+                log.add(where, f"mask is {m.shape[1]}x{m.shape[0]}, not the image's {width}x{height}; skipped")
+            elif not m.any():
+                log.add(where, f"{part.kind} is empty (zero area); skipped")
+            else:
+                masks.append(m)
+    if not polys and not masks:
+        if len(parts) > 1:
+            log.add(item, "no usable part left; instance skipped")
+        elif not parts:
+            log.add(item, "has no shape; skipped")
+        return None
+    if not masks:
+        return Annotation(category, polygons=polys, bbox=polygons_bbox(polys), iscrowd=iscrowd, source=item)
+    union = np.zeros((height, width), dtype=bool)
+    for m in masks:
+        union |= m
+    if polys:
+        canvas = np.zeros((height, width), dtype=np.uint8)
+        pts = [np.round(p * 8).astype(np.int32) for p in polys]
+        cv2.fillPoly(canvas, pts, 1, lineType=cv2.LINE_8, shift=3)
+        union |= canvas.astype(bool)
+    rle = keep_rle if keep_rle is not None else rle_codec.encode(union)
+    return Annotation(category, rle=rle, bbox=mask_bbox(union), iscrowd=iscrowd, source=item)

@@ -1,0 +1,169 @@
+"""Import COCO instance-segmentation JSON (polygons, compressed and uncompressed RLE, crowd flags).
+
+Categories map to 0-based classes in id order. A category is a class when it has annotations or when
+no other category names it as its supercategory, so Roboflow-style exports, whose id 0 is an unused
+parent ("Bubbles-IFQb" above "taylor bubble"), give exactly the real classes, and ids with gaps work.
+Images are looked for in the folder passed as ``images``, else beside the JSON and in ``images/``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from maskrt.train.data.build import Part, make_annotation
+from maskrt.train.data.files import read_json
+from maskrt.train.data.images import check_image, resolve_image
+from maskrt.train.data.problems import ProblemLog
+from maskrt.errors import MaskrtError
+from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _parts(seg: Any, item: str, log: ProblemLog) -> list[Part] | None:
+    """The parts of one COCO segmentation, or ``None`` (reported) when it has none."""
+    if isinstance(seg, dict):
+        return [Part(rle=seg, kind="RLE")]
+    if not isinstance(seg, list) or not seg:
+        log.add(item, "has no segmentation (only a box?); skipped")
+        return None
+    if all(_is_number(v) for v in seg):  # a bare polygon instead of a list of polygons
+        seg = [seg]
+    parts: list[Part] = []
+    for k, poly in enumerate(seg):
+        where = item if len(seg) == 1 else f"{item}, polygon {k + 1}"
+        if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+            log.add(where, "polygon is not a list of numbers; skipped")
+            continue
+        if len(poly) % 2:
+            log.add(where, f"polygon has an odd number of coordinates ({len(poly)}); last one dropped")
+            poly = poly[:-1]
+        parts.append(Part(polygon=poly))
+    return parts
+
+
+def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[list[str], dict[Any, int]]:
+    """Class names and the map from category id to class index."""
+    cats: dict[Any, dict[str, Any]] = {}
+    for c in categories:
+        if not isinstance(c, dict) or "id" not in c or not str(c.get("name", "")).strip():
+            log.add(f"category {c!r:.60}", "needs an 'id' and a 'name'; skipped")
+            continue
+        if c["id"] in cats:
+            log.add(f"category id {c['id']}", f"duplicate id (names {cats[c['id']]['name']!r}, {c['name']!r}); kept the first")
+            continue
+        cats[c["id"]] = c
+    parents = {c.get("supercategory") for c in cats.values() if c.get("supercategory") != c["name"]}
+    classes: list[str] = []
+    index: dict[Any, int] = {}
+    for cid in sorted(cats, key=lambda v: (str(type(v)), v)):
+        name = str(cats[cid]["name"]).strip()
+        if cid not in used and name in parents:
+            continue  # an unused parent (supercategory) is not a class
+        if name in classes:
+            log.add(f"category id {cid}", f"name {name!r} is used by another category too; merged into one class")
+        else:
+            classes.append(name)
+        index[cid] = classes.index(name)
+    return classes, index
+
+
+def load_coco(
+    path: Path,
+    *,
+    images: Path | None = None,
+    shown: str | None = None,
+    decode_images: bool = False,
+) -> Dataset:
+    """Read one COCO JSON file into a :class:`Dataset`; problems are fixed or skipped and recorded.
+
+    Args:
+        path: the COCO JSON file.
+        images: folder holding the images (default: beside the JSON, or its ``images/`` folder).
+        shown: how to name the file in messages (default: the path as given).
+        decode_images: decode every image fully to prove it is readable (slower than reading headers).
+
+    Raises:
+        MaskrtError: the file cannot be read or is not COCO instance JSON.
+    """
+    shown = shown or str(path)
+    log = ProblemLog(shown)
+    data = read_json(path, shown)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise MaskrtError(f"{shown}: not COCO instance JSON (no 'images' list); pass --format to pick another format")
+    anns = data.get("annotations", [])
+    cats = data.get("categories", [])
+    if not isinstance(anns, list) or not isinstance(cats, list):
+        raise MaskrtError(f"{shown}: 'annotations' and 'categories' must be lists; re-export the file")
+
+    used = {a.get("category_id") for a in anns if isinstance(a, dict)}
+    classes, cat_index = _classes(cats, used, log)
+
+    search = [images] if images is not None else []
+    search += [path.parent, path.parent / "images"]
+
+    by_id: dict[Any, dict[str, Any]] = {}
+    for k, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            log.add(f"images[{k}]", "needs an 'id' and a 'file_name'; skipped")
+            continue
+        if im["id"] in by_id:
+            log.add(
+                f"image id {im['id']} ('{im['file_name']}')",
+                f"duplicate image id, also '{by_id[im['id']]['file_name']}'; kept the first",
+            )
+            continue
+        by_id[im["id"]] = im
+
+    anns_of: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    seen_ann_ids: set[Any] = set()
+    for k, a in enumerate(anns):
+        if not isinstance(a, dict):
+            log.add(f"annotations[{k}]", "is not an object; skipped")
+            continue
+        aid = a.get("id", f"#{k}")
+        if "id" in a and aid in seen_ann_ids:
+            log.add(f"annotation id {aid}", "duplicate annotation id; kept both (ids are renumbered on export)")
+        seen_ann_ids.add(aid)
+        if a.get("image_id") not in by_id:
+            log.add(f"annotation id {aid}", f"image id {a.get('image_id')!r} is not in 'images'; skipped")
+            continue
+        anns_of[a["image_id"]].append(a)
+
+    records: list[ImageRecord] = []
+    for iid, im in by_id.items():
+        name = im["file_name"]
+        item = f"image '{name}'"
+        file = resolve_image(name, search)
+        n_anns = len(anns_of.get(iid, []))
+        if file is None:
+            where = ", ".join(str(d) for d in search)
+            log.add(item, f"image file not found (looked in {where}); skipped with its {n_anns} annotations")
+            continue
+        declared = (int(im["width"]), int(im["height"])) if _is_number(im.get("width")) and _is_number(im.get("height")) else None
+        size = check_image(file, declared, item, log, decode=decode_images)
+        if size is None:
+            if n_anns:
+                log.add(item, f"its {n_anns} annotations skipped with it")
+            continue
+        w, h = size
+        out: list[Annotation] = []
+        for a in anns_of.get(iid, []):
+            aitem = f"annotation id {a.get('id', '?')} ({item})"
+            if a.get("category_id") not in cat_index:
+                log.add(aitem, f"category id {a.get('category_id')!r} is not a known class; skipped")
+                continue
+            parts = _parts(a.get("segmentation"), aitem, log)
+            if not parts:
+                continue
+            ann = make_annotation(cat_index[a["category_id"]], parts, w, h, aitem, log, iscrowd=bool(a.get("iscrowd", 0)))
+            if ann is not None:
+                ann.source = f"{shown}: {aitem}"
+                out.append(ann)
+        records.append(ImageRecord(file=file, width=w, height=h, annotations=out, id=len(records)))
+
+    return Dataset(classes=classes, images=records, source=path, problems=log.messages)

@@ -1,0 +1,53 @@
+"""Read annotation files (JSON, XML), turning unreadable or truncated ones into one-line user errors."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from maskrt.errors import MaskrtError
+
+
+def read_json(path: Path, shown: str | None = None) -> Any:
+    """Parse a JSON file; raise :class:`MaskrtError` naming the file and where it broke."""
+    shown = shown or str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MaskrtError(f"{shown}: file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MaskrtError(f"{shown}: cannot read the file ({exc}); check that it is a UTF-8 JSON file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = "the file looks truncated" if exc.pos >= len(text.rstrip()) - 1 else "the file is not valid JSON"
+        raise MaskrtError(
+            f"{shown}: {hint} (line {exc.lineno} column {exc.colno}: {exc.msg}); re-export or repair it"
+        ) from None
+
+
+def peek_json(path: Path, limit: int = 1 << 16) -> str:
+    """The first ``limit`` characters of a file, for format detection without parsing all of it."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return ""
+
+
+def read_xml(path: Path, shown: str | None = None) -> ET.Element:
+    """Parse an XML file; raise :class:`MaskrtError` naming the file and where it broke."""
+    shown = shown or str(path)
+    if not path.is_file():
+        raise MaskrtError(f"{shown}: file not found; check the path")
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise MaskrtError(
+            f"{shown}: not well-formed XML, the file may be truncated (line {line} column {col}); re-export it"
+        ) from None
+    except OSError as exc:
+        raise MaskrtError(f"{shown}: cannot read the file ({exc})") from None

@@ -1,0 +1,102 @@
+"""Shape geometry shared by the importers: polygons from rectangles, circles and ellipses, clipping, areas.
+
+All coordinates are image pixels with ``x`` to the right and ``y`` down; the image covers
+``[0, width] x [0, height]`` (COCO's convention: a pixel's centre is at ``i + 0.5``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ELLIPSE_VERTICES = 64
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Absolute area of a simple or self-touching polygon (shoelace formula), in square pixels."""
+    p = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+    if len(p) < 3:
+        return 0.0
+    x, y = p[:, 0], p[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def clip_polygon(poly: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Intersection of a polygon with the image rectangle (Sutherland-Hodgman, exact for any polygon).
+
+    Returns a ``(K, 2)`` array; ``K`` may be below 3 when nothing is left inside.
+    """
+    pts = [tuple(map(float, p)) for p in np.asarray(poly, dtype=np.float64).reshape(-1, 2)]
+    # each edge: (axis, limit, keep_if_greater)
+    for axis, limit, greater in ((0, 0.0, True), (0, float(width), False), (1, 0.0, True), (1, float(height), False)):
+        if not pts:
+            break
+        out: list[tuple[float, float]] = []
+        prev = pts[-1]
+        for cur in pts:
+            cur_in = cur[axis] >= limit if greater else cur[axis] <= limit
+            prev_in = prev[axis] >= limit if greater else prev[axis] <= limit
+            if cur_in != prev_in:
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                cross = (prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1]))
+                cross = (limit, cross[1]) if axis == 0 else (cross[0], limit)
+                out.append(cross)
+            if cur_in:
+                out.append(cur)
+            prev = cur
+        pts = out
+    return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def rotate_points(pts: np.ndarray, cx: float, cy: float, angle_rad: float) -> np.ndarray:
+    """Rotate points about ``(cx, cy)``; positive angles turn clockwise on screen (y points down)."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    d = np.asarray(pts, dtype=np.float64) - (cx, cy)
+    return np.stack([cx + d[:, 0] * c - d[:, 1] * s, cy + d[:, 0] * s + d[:, 1] * c], axis=1)
+
+
+def rectangle_polygon(x0: float, y0: float, x1: float, y1: float, angle_deg: float = 0.0) -> np.ndarray:
+    """The four corners of a box (optionally rotated about its centre by ``angle_deg`` clockwise)."""
+    xa, xb = sorted((float(x0), float(x1)))
+    ya, yb = sorted((float(y0), float(y1)))
+    pts = np.array([[xa, ya], [xb, ya], [xb, yb], [xa, yb]], dtype=np.float64)
+    if angle_deg:
+        pts = rotate_points(pts, (xa + xb) / 2, (ya + yb) / 2, math.radians(angle_deg))
+    return pts
+
+
+def ellipse_polygon(
+    cx: float, cy: float, rx: float, ry: float, angle_rad: float = 0.0, vertices: int = ELLIPSE_VERTICES
+) -> np.ndarray:
+    """A polygon with the same area as the ellipse (vertices pushed out to make up for the chords)."""
+    rx, ry = abs(float(rx)), abs(float(ry))
+    n = max(8, int(vertices))
+    # an inscribed regular n-gon has area n/2 sin(2pi/n) r^2; scale radii so it equals pi r^2
+    k = math.sqrt(2.0 * math.pi / (n * math.sin(2.0 * math.pi / n)))
+    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    pts = np.stack([cx + k * rx * np.cos(t), cy + k * ry * np.sin(t)], axis=1)
+    if angle_rad:
+        pts = rotate_points(pts, cx, cy, angle_rad)
+    return pts
+
+
+def circle_polygon(cx: float, cy: float, r: float, vertices: int = ELLIPSE_VERTICES) -> np.ndarray:
+    """A polygon with the same area as the circle."""
+    return ellipse_polygon(cx, cy, r, r, 0.0, vertices)
+
+
+def polygons_bbox(polys: list[np.ndarray]) -> tuple[float, float, float, float]:
+    """``[x, y, w, h]`` extent of all vertices (COCO's box for a polygon annotation)."""
+    allp = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polys], axis=0)
+    x0, y0 = allp.min(axis=0)
+    x1, y1 = allp.max(axis=0)
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight ``[x, y, w, h]`` box around the pixels of a boolean mask (pixel-edge convention)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min()))

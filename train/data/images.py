@@ -1,0 +1,184 @@
+"""Find the image files an annotation file names, read their sizes cheaply, and check they are readable.
+
+Sizes come from the file header (PNG, JPEG with its EXIF orientation, GIF, BMP) without decoding the
+pixels, so checking a large dataset stays fast; other formats, and ``decode=True``, fall back to a full
+OpenCV decode. Images embedded in an annotation file (labelme ``imageData``, VIA ``base64_img_data``)
+are written once to a cache folder and used from there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import cv2
+
+from maskrt.atomic import atomic_path
+from maskrt.train.data.problems import ProblemLog
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+def default_cache_dir() -> Path:
+    """Where decoded embedded images go: ``$MASKRT_CACHE`` or ``$XDG_CACHE_HOME/maskrt`` or ``~/.cache/maskrt``."""
+    env = os.environ.get("MASKRT_CACHE")
+    if env:
+        return Path(env) / "embedded-images"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "maskrt" / "embedded-images"
+
+
+def resolve_image(name: str, search_dirs: list[Path]) -> Path | None:
+    """First existing file for ``name`` in ``search_dirs`` (as given, then by its base name), else ``None``."""
+    name = name.replace("\\", "/")
+    p = Path(name)
+    if p.is_absolute() and p.is_file():
+        return p
+    candidates: list[Path] = []
+    for d in search_dirs:
+        candidates.append(d / name)
+    for d in search_dirs:
+        candidates.append(d / p.name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def _jpeg_orientation(app1: bytes) -> int:
+    """EXIF orientation (1..8) from a JPEG APP1 payload, 1 when absent."""
+    if not app1.startswith(b"Exif\x00\x00"):
+        return 1
+    tiff = app1[6:]
+    if len(tiff) < 8:
+        return 1
+    endian = "<" if tiff[:2] == b"II" else ">" if tiff[:2] == b"MM" else None
+    if endian is None:
+        return 1
+    (ifd,) = struct.unpack(endian + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return 1
+    (n,) = struct.unpack(endian + "H", tiff[ifd : ifd + 2])
+    for i in range(n):
+        off = ifd + 2 + 12 * i
+        if off + 12 > len(tiff):
+            break
+        tag, typ = struct.unpack(endian + "HH", tiff[off : off + 4])
+        if tag == 0x0112 and typ == 3:
+            (val,) = struct.unpack(endian + "H", tiff[off + 8 : off + 10])
+            return int(val) if 1 <= val <= 8 else 1
+    return 1
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` as OpenCV will decode it, from the header only; ``None`` when not parsed here."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                w, h = struct.unpack(">II", head[16:24])
+                return int(w), int(h)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                w, h = struct.unpack("<HH", head[6:10])
+                return int(w), int(h)
+            if head[:2] == b"BM" and len(head) >= 26:
+                w, h = struct.unpack("<ii", head[18:26])
+                return abs(int(w)), abs(int(h))
+            if head[:2] == b"\xff\xd8":
+                return _jpeg_size(f)
+    except OSError:
+        return None
+    return None
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]
+    f.seek(2)
+    orientation = 1
+    while True:
+        b = f.read(1)
+        while b and b != b"\xff":
+            b = f.read(1)
+        while b == b"\xff":
+            b = f.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            continue
+        seg = f.read(2)
+        if len(seg) < 2:
+            return None
+        (length,) = struct.unpack(">H", seg)
+        if marker == 0xE1 and orientation == 1:
+            orientation = _jpeg_orientation(f.read(length - 2))
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            data = f.read(5)
+            if len(data) < 5:
+                return None
+            h, w = struct.unpack(">HH", data[1:5])
+            return (int(h), int(w)) if orientation >= 5 else (int(w), int(h))
+        f.seek(length - 2, 1)
+
+
+def decoded_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` after a full OpenCV decode, ``None`` when OpenCV cannot read the file."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    return int(img.shape[1]), int(img.shape[0])
+
+
+def check_image(
+    path: Path,
+    declared: tuple[int, int] | None,
+    item: str,
+    log: ProblemLog,
+    *,
+    decode: bool = False,
+) -> tuple[int, int] | None:
+    """The image's real ``(width, height)``, or ``None`` (reported) when it is unreadable.
+
+    A size that differs from the one the annotation file declares is reported; the real size wins.
+    """
+    size = decoded_size(path) if decode else (header_size(path) or decoded_size(path))
+    if size is None or size[0] <= 0 or size[1] <= 0:
+        log.add(item, f"image file {path} cannot be read (corrupt or not an image); skipped")
+        return None
+    if declared is not None and tuple(declared) != tuple(size):
+        log.add(
+            item,
+            f"image is {size[0]}x{size[1]} but the annotations say {declared[0]}x{declared[1]}; used the real size",
+        )
+    return size
+
+
+def save_embedded(data: str, cache_dir: Path | None, name_hint: str) -> Path | None:
+    """Decode a base64 image (optionally a ``data:`` URL) into the cache; ``None`` when it is not an image."""
+    if "," in data[:100] and data.lstrip().startswith("data:"):
+        data = data.split(",", 1)[1]
+    try:
+        raw = base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    if raw.startswith(b"\x89PNG"):
+        ext = ".png"
+    elif raw.startswith(b"\xff\xd8"):
+        ext = ".jpg"
+    elif raw[:2] == b"BM":
+        ext = ".bmp"
+    elif raw[:4] in (b"GIF8",):
+        ext = ".gif"
+    else:
+        ext = Path(name_hint).suffix.lower() or ".png"
+    digest = hashlib.sha1(raw).hexdigest()[:16]
+    folder = cache_dir if cache_dir is not None else default_cache_dir()
+    out = folder / f"{Path(name_hint).stem}-{digest}{ext}"
+    if not out.is_file():
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(raw)
+    return out
