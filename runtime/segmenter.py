@@ -1,0 +1,156 @@
+"""``Segmenter``: load a model artifact once, then segment frames (preprocess -> infer -> postprocess).
+
+Example:
+    >>> from maskrt.runtime import Segmenter
+    >>> seg = Segmenter("bubbles.onnx", conf=0.5)      # or Segmenter() for the bundled model
+    >>> inst = seg(frame)                               # BGR/grey uint8 (or 16-bit) numpy frame, any size
+    >>> len(inst), inst.class_names, inst.boxes[:3], seg.timings
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from maskrt.runtime.backends import Backend, open_backend
+from maskrt.runtime.instances import Instances
+from maskrt.runtime.postprocess import postprocess
+from maskrt.runtime.preprocess import letterbox, to_bgr
+
+from maskrt.artifact import ArtifactMeta
+from maskrt.errors import MaskrtError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "bubbles-lite.onnx"
+"""The default model shipped inside the package (a small bubble segmenter)."""
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """Path of the model to load: ``model`` itself, or the bundled default when ``None``."""
+    if model is None:
+        if not BUNDLED_MODEL.is_file():
+            raise MaskrtError(
+                "no bundled default model in this installation; pass a model path (e.g. `--model model.onnx`)",
+                path=BUNDLED_MODEL,
+            )
+        return BUNDLED_MODEL
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise MaskrtError("model file not found; check the path or export one with `maskrt export`", path=path)
+    return path
+
+
+class Segmenter:
+    """A loaded instance-segmentation model that turns frames into :class:`Instances`.
+
+    Everything model-specific (classes, input size, thresholds, padding) comes from the artifact's
+    metadata. The three stages are public so that a streaming pipeline can overlap them, and each call
+    of the segmenter records their times in :attr:`timings` (milliseconds).
+
+    Args:
+        model: ``.onnx`` (ONNX Runtime) or ``.engine`` (TensorRT) file; ``None`` for the bundled model.
+        backend: ``auto`` (from the suffix), ``onnxruntime`` or ``tensorrt``.
+        device: ONNX Runtime provider ``auto|cpu|cuda|tensorrt`` (``:N`` for a GPU index); TensorRT ``auto|cuda:N``.
+        threads: CPU threads for ONNX Runtime (``None``: all cores).
+        conf: score threshold (default: the model's ``score_threshold``).
+        mask_threshold: mask probability threshold (default: the model's ``mask_threshold``).
+        classes: class names to keep (default: all).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        backend: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
+        conf: float | None = None,
+        mask_threshold: float | None = None,
+        classes: list[str] | None = None,
+    ) -> None:
+        self.path = resolve_model(model)
+        self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads)
+        self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
+        b, h, w, _ = self.backend.input_shape
+        if (h, w) != tuple(self.meta.input_size):
+            raise MaskrtError(
+                f"model input is {h}x{w} but its metadata says {self.meta.input_size}; re-export with `maskrt export`",
+                path=self.path,
+            )
+        self.batch_size = b
+        self.input_hw: tuple[int, int] = (h, w)
+        self.class_names: list[str] = list(self.meta.class_names)
+        self.conf = float(self.meta.score_threshold if conf is None else conf)
+        self.mask_threshold = float(self.meta.mask_threshold if mask_threshold is None else mask_threshold)
+        self.class_ids: list[int] | None = None
+        if classes:
+            unknown = [c for c in classes if c not in self.class_names]
+            if unknown:
+                raise MaskrtError(
+                    f"unknown class {', '.join(map(repr, unknown))}; this model knows {', '.join(self.class_names)}",
+                    path=self.path,
+                )
+            self.class_ids = [self.class_names.index(c) for c in classes]
+        self.timings: dict[str, float] = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
+        log.info(
+            "loaded %s: %s, %d classes, input %dx%d, %s", self.path.name, self.meta.arch, len(self.class_names), h,
+            w, self.backend.name,
+        )
+
+    # -- stages -------------------------------------------------------------------------------
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """Frame (BGR/grey, uint8/uint16/float, any size) -> ``(input uint8 [1, H, W, 3], scale)``."""
+        bgr = to_bgr(frame)
+        image, scale = letterbox(bgr, self.input_hw, self.meta.pad_value)
+        return image[None], scale
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on preprocessed ``images`` ``[n, H, W, 3]`` (``n <= batch size``; padded as needed)."""
+        n = images.shape[0]
+        if n < self.batch_size:
+            pad = np.full((self.batch_size - n, *images.shape[1:]), self.meta.pad_value, dtype=np.uint8)
+            images = np.concatenate([images, pad])
+        elif n > self.batch_size:
+            raise MaskrtError(f"{n} images for a model of batch size {self.batch_size}", path=self.path)
+        return self.backend.infer(np.ascontiguousarray(images, dtype=np.uint8))
+
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], scale: float, frame_hw: tuple[int, int], index: int = 0
+    ) -> Instances:
+        """Model outputs -> :class:`Instances` in the frame's pixels, thresholded and class-filtered."""
+        return postprocess(
+            outputs, scale, frame_hw, self.class_names, self.conf, self.mask_threshold, self.class_ids, index
+        )
+
+    def __call__(self, frame: np.ndarray) -> Instances:
+        """Segment one frame; stage times (ms) land in :attr:`timings`."""
+        t0 = time.perf_counter()
+        images, scale = self.preprocess(frame)
+        t1 = time.perf_counter()
+        outputs = self.infer(images)
+        t2 = time.perf_counter()
+        inst = self.postprocess(outputs, scale, (int(frame.shape[0]), int(frame.shape[1])))
+        t3 = time.perf_counter()
+        self.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return inst
+
+    def warmup(self, n: int = 3) -> None:
+        """Run ``n`` inferences on a blank input so that the first real frame is not slow."""
+        blank = np.full((1, *self.input_hw, 3), self.meta.pad_value, dtype=np.uint8)
+        for _ in range(max(0, n)):
+            self.infer(blank)
+
+    def close(self) -> None:
+        """Release the backend (sessions, GPU buffers)."""
+        self.backend.close()
+
+    def __enter__(self) -> Segmenter:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Segmenter({self.path.name!r}, arch={self.meta.arch!r}, classes={self.class_names}, {self.backend.name})"

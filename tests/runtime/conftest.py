@@ -1,0 +1,85 @@
+"""Fixtures for the runtime tests: tiny ONNX models that honour the artifact contract without torch.
+
+``make_model`` writes a graph whose outputs are constants (the detections a test asks for), so the
+runtime's whole path -- metadata, preprocessing, ONNX Runtime, postprocessing -- runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from maskrt.artifact import ArtifactMeta
+
+
+def disc_mask(m: int = 28) -> np.ndarray:
+    """An ``m x m`` probability map of a disc filling the box (what a round bubble's mask head gives)."""
+    yy, xx = np.mgrid[0:m, 0:m] + 0.5
+    r = np.hypot(xx - m / 2, yy - m / 2) / (m / 2)
+    return np.clip(1.5 - r, 0.0, 1.0).astype(np.float32) ** 2
+
+
+def write_model(
+    path: Path,
+    dets: list[tuple[tuple[float, float, float, float], float, int]],
+    input_size: tuple[int, int] = (128, 128),
+    class_names: tuple[str, ...] = ("bubble", "droplet"),
+    max_det: int = 10,
+    mask_size: int = 28,
+    props: dict[str, str] | None = None,
+    drop_props: bool = False,
+) -> Path:
+    """Write an ONNX model with constant outputs: ``dets`` = [(box xyxy in input pixels, score, label 1-based)]."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    d = max_det
+    boxes = np.zeros((1, d, 4), np.float32)
+    scores = np.zeros((1, d), np.float32)
+    labels = np.zeros((1, d), np.int32)
+    masks = np.zeros((1, d, mask_size, mask_size), np.float32)
+    for k, (box, score, label) in enumerate(dets):
+        boxes[0, k] = box
+        scores[0, k] = score
+        labels[0, k] = label
+        masks[0, k] = disc_mask(mask_size)
+    num = np.array([len(dets)], np.int32)
+    outs = {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks, "num_dets": num}
+    nodes = [
+        helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name + "_value"))
+        for name, arr in outs.items()
+    ]
+    dtypes = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+    graph = helper.make_graph(
+        nodes,
+        "fake_maskrt",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, input_size[0], input_size[1], 3])],
+        [helper.make_tensor_value_info(n, dtypes[a.dtype], list(a.shape)) for n, a in outs.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ArtifactMeta(
+        arch="fake", class_names=list(class_names), input_size=input_size, mask_size=mask_size, max_det=max_det,
+        score_threshold=0.5, mask_threshold=0.5, pad_value=114,
+    )
+    all_props = {} if drop_props else {**meta.to_props(), **(props or {})}
+    helper.set_model_props(model, all_props)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def make_model(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_model(dets=..., name="m.onnx", **write_model kwargs)`` -> path of a fake artifact."""
+    counter = iter(range(1000))
+
+    def make(dets: list[Any] | None = None, name: str | None = None, **kwargs: Any) -> Path:
+        if dets is None:
+            dets = [((10, 10, 50, 50), 0.9, 1), ((60, 20, 100, 60), 0.8, 2), ((20, 70, 40, 90), 0.3, 1)]
+        return write_model(tmp_path / (name or f"model{next(counter)}.onnx"), dets, **kwargs)
+
+    return make
