@@ -1,0 +1,406 @@
+"""The real-time pipeline: capture, inference and analysis overlap in threads; the caller gets results in order.
+
+::
+
+    capture thread      inference thread          analysis thread                  caller (outputs)
+    read source   -->   preprocess + infer  -->   postprocess, measure, track -->  draw, write, show
+               (newest frame       (queue of 2)                      (queue of 2)
+                or queue of 2)
+
+ONNX Runtime, TensorRT, OpenCV and numpy release the GIL in their heavy calls, so the stages run
+concurrently and the end-to-end rate approaches the inference rate. :meth:`Stream.stop` (Ctrl-C,
+SIGTERM, ``q``) stops the capture; the frames already in flight are finished and handed out, so
+every frame counted as processed reaches the caller.
+
+Example:
+    >>> from maskrt.runtime.stream import stream
+    >>> for frame, inst, stats in stream("bubbles.onnx", "clip.mp4"):
+    ...     print(stats["frame"], stats["count"], stats["void_fraction"])
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrt.runtime.stream.capture import Capture, CapturedFrame
+from maskrt.runtime.stream.sources import SourceSpec, open_source, parse_source
+from maskrt.runtime.stream.timing import StageTimes
+from maskrt.runtime.stream.tracking import Tracker, Wall
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass
+class StreamOptions:
+    """How to read the source and what to compute per frame.
+
+    Attributes:
+        width, height, fps, loop: source options (see :func:`~maskrt.runtime.stream.sources.parse_source`).
+        realtime: process files at their frame rate, dropping frames the model cannot keep up with.
+        roi: ``(x0, y0, x1, y1)`` region of interest for counts and void fraction (None: the whole frame).
+        um_per_px: length calibration (adds micrometre columns).
+        track: give instances persistent track ids.
+        wall: departure line/region for tracking (``Wall.parse("y=420")``).
+        fps_physical: true frame rate of a high-speed recording (for times, growth rates, velocities).
+        track_high, track_low, max_lost: tracker settings (see :class:`~maskrt.runtime.stream.tracking.Tracker`).
+        max_failures, backoff_s: live-source reopen policy.
+        max_frames: stop after this many frames read (None: until the source ends or ``stop()``).
+        queue_size: depth of the queues between stages (small: latency stays low).
+        warmup: run a few blank inferences before the first frame.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    loop: bool = False
+    realtime: bool = False
+    roi: tuple[int, int, int, int] | None = None
+    um_per_px: float | None = None
+    track: bool = False
+    wall: Wall | None = None
+    fps_physical: float | None = None
+    track_high: float = 0.5
+    track_low: float = 0.1
+    max_lost: int = 10
+    max_failures: int = 10
+    backoff_s: float = 0.5
+    max_frames: int | None = None
+    queue_size: int = 2
+    warmup: bool = True
+
+
+@dataclass
+class StreamResult:
+    """Everything about one processed frame. Unpacks as ``frame, instances, stats``.
+
+    Attributes:
+        index: the frame's index in the source (gaps are dropped frames).
+        frame: the BGR frame as captured.
+        instances: the segmentation (:class:`~maskrt.runtime.Instances`).
+        stats: per-frame statistics (``frame``, ``time_s``, ``count``, ``void_fraction``, diameters...).
+        measurements: per-instance measurements, each with ``track_id`` when tracking.
+        track_ids: one id per instance when tracking (-1: not tracked), else None.
+        events: departure events in this frame.
+        finished_tracks: summaries of tracks that ended at this frame.
+        timings: milliseconds per stage for this frame.
+        t_capture: ``time.perf_counter()`` when the frame was read.
+    """
+
+    index: int
+    frame: np.ndarray
+    instances: Any
+    stats: dict[str, Any]
+    measurements: list[dict[str, Any]]
+    track_ids: np.ndarray | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    finished_tracks: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    t_capture: float = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.frame, self.instances, self.stats))
+
+
+def load_segmenter(
+    model: Any = None,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    conf: float | None = None,
+    mask_threshold: float | None = None,
+    classes: list[str] | None = None,
+) -> Any:
+    """``model`` itself when it already is a segmenter (has ``preprocess``/``infer``/``postprocess``),
+    else a :class:`~maskrt.runtime.Segmenter` loaded from a path (None: the bundled model)."""
+    if model is not None and all(hasattr(model, a) for a in ("preprocess", "infer", "postprocess")):
+        return model
+    from maskrt.runtime.segmenter import Segmenter
+
+    return Segmenter(
+        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+        classes=classes,
+    )
+
+
+class Stream:
+    """A running segmentation stream over one source; iterate it for :class:`StreamResult` in frame order.
+
+    The source is opened in the constructor, so a bad source fails (with a MaskrtError saying what was
+    tried) before any thread starts. Iterate once; :attr:`summary` holds the counters and timings.
+
+    Args:
+        segmenter: a loaded segmenter (see :func:`load_segmenter`).
+        source: source string (``0``, ``rtsp://...``, ``clip.mp4``, ``frames/``...) or a parsed SourceSpec.
+        options: :class:`StreamOptions`.
+    """
+
+    def __init__(self, segmenter: Any, source: str | int | SourceSpec, options: StreamOptions | None = None) -> None:
+        self.segmenter = segmenter
+        self.options = opt = options or StreamOptions()
+        self.spec = (
+            source
+            if isinstance(source, SourceSpec)
+            else parse_source(source, width=opt.width, height=opt.height, fps=opt.fps, loop=opt.loop)
+        )
+        first = open_source(self.spec)
+        self.source_fps = float(first.fps)
+        self.frame_count = first.frame_count
+        self.live = self.spec.live or opt.realtime
+        self.seconds_per_frame = 1.0 / float(opt.fps_physical or self.source_fps)
+        self.capture = Capture(
+            self.spec,
+            first,
+            latest_only=self.live,
+            pace_fps=self.source_fps if (opt.realtime and not self.spec.live) else None,
+            max_failures=opt.max_failures,
+            backoff_s=opt.backoff_s,
+            queue_size=opt.queue_size,
+            max_frames=opt.max_frames,
+        )
+        self.tracker = (
+            Tracker(
+                high_score=opt.track_high,
+                low_score=opt.track_low,
+                max_lost=opt.max_lost,
+                seconds_per_frame=self.seconds_per_frame,
+                um_per_px=opt.um_per_px,
+                wall=opt.wall,
+            )
+            if opt.track
+            else None
+        )
+        self.times = StageTimes()
+        self.processed = 0
+        self._abort = threading.Event()
+        self._q_infer: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
+        self._q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
+        self._threads: list[threading.Thread] = []
+        self._t_start = 0.0
+        self._t_end = 0.0
+        self._started = False
+
+    # -- control ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop reading; frames already in flight are still processed and handed out."""
+        self.capture.stop()
+
+    def __iter__(self) -> Iterator[StreamResult]:
+        if self._started:
+            raise RuntimeError("a Stream can be iterated once")
+        self._started = True
+        if self.options.warmup and hasattr(self.segmenter, "warmup"):
+            self.segmenter.warmup(2)
+        self._t_start = time.perf_counter()
+        self._threads = [
+            threading.Thread(target=self._guard, args=(self._infer_loop,), name="maskrt-infer", daemon=True),
+            threading.Thread(target=self._guard, args=(self._analyse_loop,), name="maskrt-analyse", daemon=True),
+        ]
+        self.capture.start()
+        for t in self._threads:
+            t.start()
+        try:
+            while True:
+                item = self._get(self._q_out)
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                t_yield = time.perf_counter()
+                yield item
+                done = time.perf_counter()
+                self.times.add("output", (done - t_yield) * 1e3)
+                self.times.add("latency", (done - item.t_capture) * 1e3)
+                self.processed += 1
+                self._t_end = done
+        finally:
+            self._abort.set()
+            self.capture.stop()
+            self.capture.join(2.0)
+            for t in self._threads:
+                t.join(2.0)
+            if not self._t_end:
+                self._t_end = time.perf_counter()
+
+    # -- stages -------------------------------------------------------------------------------
+    def _guard(self, loop: Any) -> None:
+        try:
+            loop()
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread and raised there)
+            log.debug("stage failed", exc_info=True)
+            self.capture.stop()
+            self._put(self._q_out, exc, force=True)
+
+    def _infer_loop(self) -> None:
+        seg = self.segmenter
+        while not self._abort.is_set():
+            cap = self.capture.get()
+            if cap is None:
+                break
+            t0 = time.perf_counter()
+            images, scale = seg.preprocess(cap.frame)
+            t1 = time.perf_counter()
+            outputs = _own(seg.infer(images))  # a backend may reuse its output buffers for the next frame
+            t2 = time.perf_counter()
+            self.times.add("capture", cap.read_ms)
+            self.times.add("preprocess", (t1 - t0) * 1e3)
+            self.times.add("infer", (t2 - t1) * 1e3)
+            self._put(self._q_infer, (cap, scale, outputs, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}))
+        self._put(self._q_infer, _END, force=True)
+
+    def _analyse_loop(self) -> None:
+        from maskrt.runtime.measure import frame_stats, measure_instances
+
+        opt, seg = self.options, self.segmenter
+        while not self._abort.is_set():
+            item = self._get(self._q_infer)
+            if item is _END:
+                break
+            cap, scale, outputs, timings = item
+            cap: CapturedFrame
+            hw = (int(cap.frame.shape[0]), int(cap.frame.shape[1]))
+            t0 = time.perf_counter()
+            inst = seg.postprocess(outputs, scale, hw)
+            t1 = time.perf_counter()
+            rows = measure_instances(inst, opt.um_per_px, opt.roi)
+            stats = frame_stats(inst, hw, roi=opt.roi, um_per_px=opt.um_per_px, measurements=rows)
+            t2 = time.perf_counter()
+            ids = events = finished = None
+            if self.tracker is not None:
+                ids, events, finished = self._track(cap.index, inst, rows)
+            t3 = time.perf_counter()
+            stats = {"frame": cap.index, "time_s": cap.index * self.seconds_per_frame, **stats}
+            timings.update(postprocess=(t1 - t0) * 1e3, measure=(t2 - t1) * 1e3)
+            self.times.add("postprocess", timings["postprocess"])
+            self.times.add("measure", timings["measure"])
+            if self.tracker is not None:
+                timings["track"] = (t3 - t2) * 1e3
+                self.times.add("track", timings["track"])
+            result = StreamResult(
+                cap.index, cap.frame, inst, stats, rows, ids, events or [], finished or [], timings, cap.t_capture
+            )
+            self._put(self._q_out, result)
+        self._put(self._q_out, _END, force=True)
+
+    def _track(self, index: int, inst: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, list, list]:
+        assert self.tracker is not None
+        areas = np.array([r["area_px"] for r in rows], dtype=np.float64)
+        cents = np.array(
+            [
+                (r["centroid_x_px"], r["centroid_y_px"])
+                if r["centroid_x_px"] is not None
+                else ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+                for r, b in zip(rows, inst.boxes.tolist())
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 2)
+        ids = self.tracker.update(index, inst.boxes, inst.scores, inst.class_ids, areas, cents)
+        unit = self.tracker.unit
+        for r, tid in zip(rows, ids.tolist()):
+            vx, vy = self.tracker.velocity(tid) if tid >= 0 else (0.0, 0.0)
+            r["track_id"] = tid
+            r[f"vx_{unit}_per_s"] = vx
+            r[f"vy_{unit}_per_s"] = vy
+        return ids, list(self.tracker.events), self.tracker.pop_finished()
+
+    # -- queues that never block a stopping pipeline -------------------------------------------
+    def _put(self, q: queue.Queue[Any], item: Any, force: bool = False) -> None:
+        while True:
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._abort.is_set():
+                    if force:  # make room for the end marker so that a waiting reader wakes up
+                        try:
+                            q.get_nowait()
+                        except queue.Empty:
+                            pass
+                        continue
+                    return
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self._abort.is_set():
+                    return _END
+
+    # -- results ------------------------------------------------------------------------------
+    def finish_tracks(self) -> list[dict[str, Any]]:
+        """End all tracks and return the summaries not yet handed out (empty without tracking)."""
+        return self.tracker.finish() if self.tracker is not None else []
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Frames in/processed/dropped, reopens, why it ended, end-to-end FPS and per-stage mean/p99 ms."""
+        wall = max(self._t_end - self._t_start, 1e-9) if self._t_start else 0.0
+        return {
+            "source": self.spec.text,
+            "live": self.live,
+            "frames_in": self.capture.frames_in,
+            "processed": self.processed,
+            "dropped": self.capture.dropped,
+            "reopens": self.capture.reopens,
+            "end_reason": self.capture.end_reason or "stopped",
+            "wall_s": wall,
+            "fps": self.processed / wall if wall else 0.0,
+            "source_fps": self.source_fps,
+            "stages_ms": self.times.summary(),
+        }
+
+
+def _own(outputs: Any) -> Any:
+    if isinstance(outputs, dict):
+        return {k: np.array(v, copy=True) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(np.array(v, copy=True) for v in outputs)
+    return np.array(outputs, copy=True)
+
+
+def stream(
+    model: Any = None,
+    source: str | int | Path = 0,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    conf: float | None = None,
+    mask_threshold: float | None = None,
+    classes: list[str] | None = None,
+    **options: Any,
+) -> Stream:
+    """Segment a camera, stream, video or image folder; iterate the result for ``(frame, instances, stats)``.
+
+    Args:
+        model: model path, a loaded segmenter, or None for the bundled model.
+        source: anything :func:`~maskrt.runtime.stream.sources.parse_source` accepts.
+        backend, device, threads, conf, mask_threshold, classes: passed to the Segmenter.
+        **options: fields of :class:`StreamOptions` (``track=True``, ``roi=(x0, y0, x1, y1)``, ...).
+
+    Returns:
+        A :class:`Stream`; each item is a :class:`StreamResult` that unpacks as ``frame, instances, stats``.
+
+    Example:
+        >>> s = stream("bubbles.onnx", "rtsp://cam/stream", track=True, um_per_px=4.0)
+        >>> for r in s:
+        ...     print(r.index, r.stats["count"], r.track_ids)
+        >>> s.summary["fps"]
+    """
+    seg = load_segmenter(
+        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+        classes=classes,
+    )
+    return Stream(seg, str(source), StreamOptions(**options))

@@ -1,0 +1,221 @@
+"""Fixtures for the stream tests: synthetic moving-circle sequences with ground truth, a thresholding
+segmenter with the Segmenter's stage interface, and an MJPEG-over-HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+SIZE = 160
+
+
+@dataclass
+class Sequence:
+    """Frames of white discs moving on a dark background, with per-frame ground truth."""
+
+    frames: list[np.ndarray]
+    counts: list[int]
+    void: list[float]
+    centres: list[list[tuple[float, float, int]]]  # (x, y, object id) per frame
+    fps: float = 20.0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def render_sequence(n_frames: int = 24, size: int = SIZE, seed: int = 0) -> Sequence:
+    """Discs enter, move with constant velocity (some grow), and leave; ground truth from the drawn masks."""
+    rng = np.random.default_rng(seed)
+    objs = []
+    for k in range(5):
+        objs.append(
+            {
+                "id": k + 1,
+                "x": float(rng.uniform(25, size - 25)),
+                "y": float(rng.uniform(25, size - 25)),
+                "vx": float(rng.uniform(-2.5, 2.5)),
+                "vy": float(rng.uniform(-2.5, 2.5)),
+                "r": float(rng.uniform(6, 10)),
+                "dr": 0.15 if k % 2 == 0 else 0.0,
+                "start": 0 if k < 3 else int(rng.integers(4, n_frames // 2)),
+            }
+        )
+    seq = Sequence([], [], [], [])
+    for f in range(n_frames):
+        img = np.full((size, size, 3), 20, np.uint8)
+        union = np.zeros((size, size), bool)
+        count, cents = 0, []
+        for o in objs:
+            if f < o["start"]:
+                continue
+            t = f - o["start"]
+            x, y, r = o["x"] + o["vx"] * t, o["y"] + o["vy"] * t, o["r"] + o["dr"] * t
+            if not (r < x < size - r and r < y < size - r):
+                continue
+            m = np.zeros((size, size), np.uint8)
+            cv2.circle(m, (int(round(x)), int(round(y))), int(round(r)), 1, -1)
+            if (union & cv2.dilate(m, np.ones((5, 5), np.uint8)).astype(bool)).any():  # keep discs apart
+                continue
+            union |= m.astype(bool)
+            count += 1
+            cents.append((x, y, o["id"]))
+        img[union] = 235
+        seq.frames.append(img)
+        seq.counts.append(count)
+        seq.void.append(float(union.mean()))
+        seq.centres.append(cents)
+    return seq
+
+
+class ThresholdSegmenter:
+    """Bright blobs -> instances, through the same preprocess/infer/postprocess stages as Segmenter.
+
+    ``delay_s`` makes inference slower than a source (for drop tests).
+    """
+
+    class_names = ["bubble"]
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        return frame, 1.0
+
+    def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        self.calls += 1
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        n, labels = cv2.connectedComponents((grey > 127).astype(np.uint8))
+        return {"labels": labels.astype(np.int32), "n": np.array([n - 1])}
+
+    def postprocess(self, outputs: dict[str, np.ndarray], scale: float, frame_hw: tuple[int, int]) -> Any:
+        from maskrt.runtime import Instances
+
+        n = int(outputs["n"][0])
+        labels = outputs["labels"]
+        masks = np.stack([labels == i + 1 for i in range(n)]) if n else np.zeros((0, *frame_hw), bool)
+        if n == 0:
+            return Instances.empty(frame_hw, self.class_names)
+        return Instances.from_masks(masks, np.full(n, 0.9, np.float32), None, self.class_names)
+
+
+@pytest.fixture()
+def sequence() -> Sequence:
+    return render_sequence()
+
+
+@pytest.fixture()
+def video_file(tmp_path: Path, sequence: Sequence) -> tuple[Path, Sequence]:
+    """The sequence as an MJPG .avi (near-lossless at quality 100, so thresholds stay exact)."""
+    path = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), sequence.fps, (SIZE, SIZE))
+    w.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for f in sequence.frames:
+        w.write(f)
+    w.release()
+    return path, sequence
+
+
+@pytest.fixture()
+def image_folder(tmp_path: Path, sequence: Sequence) -> tuple[Path, Sequence]:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(sequence.frames):
+        cv2.imwrite(str(folder / f"f{i:04d}.png"), f)
+    return folder, sequence
+
+
+class MjpegServer:
+    """Serves ``frames`` as multipart/x-mixed-replace JPEG on 127.0.0.1 at ``fps``.
+
+    Each connection gets at most ``per_connection`` frames, then the server hangs up (a camera dropping
+    out); after ``max_connections`` connections it refuses by closing at once. The server stops itself
+    after ``lifetime_s``.
+    """
+
+    def __init__(
+        self,
+        frames: list[np.ndarray],
+        fps: float = 100.0,
+        per_connection: int | None = None,
+        max_connections: int = 100,
+        lifetime_s: float = 30.0,
+    ) -> None:
+        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes() for f in frames]
+        self.fps, self.per_connection, self.max_connections = fps, per_connection, max_connections
+        self.connections = 0
+        self.sent = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                server.connections += 1
+                if server.connections > server.max_connections:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=maskrtframe")
+                self.end_headers()
+                limit = server.per_connection or 10**9
+                deadline = time.monotonic() + lifetime_s
+                i = 0
+                while i < limit and time.monotonic() < deadline and not server.stopping.is_set():
+                    data = server.jpegs[server.sent % len(server.jpegs)]
+                    head = f"--maskrtframe\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                    try:
+                        self.wfile.write(head.encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    server.sent += 1
+                    i += 1
+                    time.sleep(1.0 / server.fps)
+
+        self.stopping = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._timer = threading.Timer(lifetime_s, self.close)
+        self._timer.daemon = True
+
+    def __enter__(self) -> MjpegServer:
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+        if not self.stopping.is_set():
+            self.close()
+
+
+@pytest.fixture()
+def mjpeg_server() -> type[MjpegServer]:
+    return MjpegServer
+
+
+@pytest.fixture()
+def threshold_segmenter() -> type[ThresholdSegmenter]:
+    return ThresholdSegmenter
+
+
+@pytest.fixture()
+def render() -> Any:
+    return render_sequence
