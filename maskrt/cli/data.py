@@ -1,5 +1,123 @@
-"""`maskrt` commands: data."""
+"""`maskrt convert` and `maskrt data check`: turn any supported annotations into COCO, and inspect a dataset."""
 
 from __future__ import annotations
 
-from maskrt.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from maskrt.cli.app import app, data_app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from maskrt.train.data.record import Dataset
+    from maskrt.train.data.stats import DatasetStats
+
+FORMAT_HELP = "Annotation format: auto, coco, labelme, via or cvat."
+CLASS_ATTR_HELP = "VIA only: the region attribute that holds the class (default: the only attribute)."
+IMAGES_HELP = "Folder holding the images, when they are not beside the annotation file."
+
+
+def _load(
+    console: Console, path: Path, fmt: str, class_attribute: str | None, images: Path | None, decode: bool,
+    allow_empty: bool,
+) -> tuple[str, Dataset]:
+    from maskrt.train.data import detect_format, load_dataset
+
+    kind = "split folders" if path.is_dir() and _has_splits(path) else detect_format(path, fmt)[0]
+    with console.status(f"Loading {path} ...", spinner="dots") as status:
+        ds = load_dataset(
+            path, fmt, class_attribute=class_attribute, images=images, decode_images=decode, allow_empty=allow_empty,
+            on_split=lambda s: status.update(f"Loading {path} ({s}) ..."),
+        )
+    return kind, ds
+
+
+def _has_splits(path: Path) -> bool:
+    from maskrt.train.data.loader import _find_in_folder, _split_dirs
+
+    return bool(_split_dirs(path)) and _find_in_folder(path, "auto") is None
+
+
+def _print_stats(console: Console, st: DatasetStats, kind: str, classes: list[str]) -> None:
+    from rich.table import Table
+
+    console.print(f"format: {kind}; {st.images} images, {st.instances} instances, {len(classes)} classes")
+    t = Table("class", "instances", title="Instances per class", title_justify="left")
+    for name, n in st.class_counts.items():
+        t.add_row(name, str(n))
+    console.print(t)
+    console.print("image sizes (w x h): " + ", ".join(f"{k} ({v})" for k, v in st.image_sizes.items()))
+    if st.area_percentiles:
+        console.print(
+            "instance area (px^2): " + ", ".join(f"p{k} {v:.0f}" for k, v in st.area_percentiles.items())
+        )
+        console.print("instance sizes: " + ", ".join(f"{k} {v}" for k, v in st.size_buckets.items()))
+    if st.per_image:
+        p = st.per_image
+        console.print(
+            f"instances per image: min {p['min']:.0f}, mean {p['mean']:.1f}, median {p['median']:.0f}, "
+            f"max {p['max']:.0f}; {st.images_without_instances} images without instances; {st.crowd} crowd"
+        )
+
+
+def _print_problems(console: Console, problems: list[str]) -> None:
+    if not problems:
+        console.print("problems: none")
+        return
+    console.print(f"problems: {len(problems)}")
+    for p in problems:
+        console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
+    out: Path = typer.Option(..., "--out", "-o", help="COCO JSON file to write."),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    class_attribute: Optional[str] = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
+    images: Optional[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
+) -> None:
+    """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
+    from rich.console import Console
+
+    from maskrt.train.data.stats import dataset_stats
+
+    console = Console(highlight=False)
+    kind, ds = _load(console, src, fmt, class_attribute, images, decode=False, allow_empty=False)
+    ds.save_coco(out)
+    st = dataset_stats(ds)
+    counts = ", ".join(f"{k} {v}" for k, v in st.class_counts.items())
+    console.print(f"wrote {out}: {st.images} images, {st.instances} instances ({counts}) from {kind}")
+    _print_problems(console, ds.problems)
+
+
+@data_app.command("check")
+def check(
+    path: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    class_attribute: Optional[str] = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
+    images: Optional[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
+    decode: bool = typer.Option(True, "--decode/--headers-only", help="Decode every image (thorough) or read headers."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the statistics and problems as JSON."),
+) -> None:
+    """Report counts per class, image and instance sizes, and every problem; exit 2 when nothing is usable."""
+    import json
+
+    from rich.console import Console
+
+    from maskrt.atomic import write_text
+    from maskrt.train.data.stats import dataset_stats
+
+    console = Console(highlight=False)
+    kind, ds = _load(console, path, fmt, class_attribute, images, decode=decode, allow_empty=True)
+    st = dataset_stats(ds)
+    _print_stats(console, st, kind, ds.classes)
+    _print_problems(console, ds.problems)
+    if json_out is not None:
+        write_text(json_out, json.dumps({"path": str(path), "format": kind, **st.as_dict()}, indent=2))
+    if st.instances == 0:
+        typer.echo(f"error: {path}: no usable instance; fix the problems listed above", err=True)
+        raise typer.Exit(2)

@@ -102,17 +102,22 @@ def make_annotation(
     log: ProblemLog,
     *,
     iscrowd: bool = False,
+    part_items: list[str] | None = None,
 ) -> Annotation | None:
     """Check every part and build one instance; ``None`` (reported) when nothing usable is left.
 
     Polygon-only instances stay polygons (box = vertex extent, as COCO writes it). When any part is a
     mask or RLE, all parts are rasterised and united into one compressed RLE (box = tight pixel box).
+    ``part_items`` names each part in messages (default: ``"<item>, part k"``).
     """
     polys: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     keep_rle: dict[str, Any] | None = None
     for k, part in enumerate(parts):
-        where = item if len(parts) == 1 else f"{item}, part {k + 1}"
+        if part_items is not None:
+            where = part_items[k]
+        else:
+            where = item if len(parts) == 1 else f"{item}, part {k + 1}"
         if part.polygon is not None:
             p = check_polygon(part.polygon, width, height, where, log, part.kind)
             if p is not None:

@@ -182,3 +182,40 @@ def save_embedded(data: str, cache_dir: Path | None, name_hint: str) -> Path | N
         with atomic_path(out) as tmp:
             tmp.write_bytes(raw)
     return out
+
+
+def locate_image(
+    name: str,
+    search_dirs: list[Path],
+    item: str,
+    log: ProblemLog,
+    *,
+    declared: tuple[int, int] | None = None,
+    embedded: str | None = None,
+    cache_dir: Path | None = None,
+    decode: bool = False,
+    n_instances: int = 0,
+) -> tuple[Path, int, int] | None:
+    """Find, size and check one image; use its embedded copy when the file is missing.
+
+    Returns ``(file, width, height)``, or ``None`` after recording why the image (and its
+    ``n_instances`` instances) was skipped.
+    """
+    file = resolve_image(name, search_dirs) if name else None
+    if file is None and embedded:
+        file = save_embedded(embedded, cache_dir, name or "embedded.png")
+        if file is None:
+            log.add(item, f"image file not found and its embedded image data cannot be decoded; skipped with its "
+                    f"{n_instances} instances")
+            return None
+    if file is None:
+        where = ", ".join(str(d) for d in search_dirs)
+        log.add(item, f"image file not found (looked in {where}); skipped with its {n_instances} instances "
+                "(pass --images DIR if the images are elsewhere)")
+        return None
+    size = check_image(file, declared, item, log, decode=decode)
+    if size is None:
+        if n_instances:
+            log.add(item, f"its {n_instances} instances skipped with it")
+        return None
+    return file, size[0], size[1]
