@@ -1,0 +1,111 @@
+"""Write a synthetic COCO dataset: images plus ``annotations.json`` with exact compressed-RLE instance masks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskrt.atomic import atomic_open, write_text
+from maskrt.errors import MaskrtError
+from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
+
+log = logging.getLogger(__name__)
+
+ANNOTATIONS = "annotations.json"
+
+
+def check_options(scene: str, size: int, count: int, what: str = "--images") -> None:
+    """Raise :class:`MaskrtError` for a scene name, size or count a user got wrong."""
+    if scene not in SCENE_NAMES:
+        raise MaskrtError(f"synth: unknown scene {scene!r}; use one of {', '.join(SCENE_NAMES)}")
+    if size < 32 or size > 8192:
+        raise MaskrtError(f"synth: --size {size} is out of range; use 32 to 8192 pixels")
+    if count < 1:
+        raise MaskrtError(f"synth: {what} {count} must be at least 1")
+
+
+def render_image(index: int, size: int = 512, scene: str = "mixed", seed: int = 0, min_area: int = 8) -> tuple[str, Rendered]:
+    """Render image number ``index`` of the dataset for ``seed`` (independent of the others): ``(scene, result)``."""
+    rng = np.random.default_rng([int(seed), int(index)])
+    name = pick_scene(scene, rng)
+    return name, render_scene(SCENES[name](rng, size), rng, min_area=min_area)
+
+
+def generate_dataset(
+    out: str | Path,
+    images: int = 100,
+    size: int = 512,
+    scene: str = "mixed",
+    seed: int = 0,
+    min_area: int = 8,
+    image_format: str = "jpg",
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Generate a synthetic instance-segmentation dataset in COCO format, the project's built-in default data.
+
+    Images are written beside ``annotations.json`` (``000000.jpg``, ...). Masks are the visible parts of
+    each object after occlusion, as compressed COCO RLE; boxes are tight around them; instances with fewer
+    than ``min_area`` visible pixels are left out. The same arguments give byte-identical annotations.
+
+    Args:
+        out: output folder (created).
+        images: number of images.
+        size: square image side in pixels.
+        scene: ``boiling-side``, ``boiling-bottom``, ``droplets``, ``taylor`` or ``mixed`` (random per image).
+        seed: random seed; image ``i`` depends only on ``(seed, i)``.
+        min_area: smallest visible instance kept, in pixels.
+        image_format: ``jpg`` (with the camera's random JPEG quality, i.e. real compression artefacts) or ``png``.
+        progress: called as ``progress(done, total)`` after each image.
+
+    Returns:
+        Path of the written ``annotations.json``.
+
+    Example:
+        >>> ann = generate_dataset("data-out/synth", images=200, size=256, scene="mixed", seed=0)
+        >>> load_dataset(ann).class_counts()
+        {'bubble': ..., 'droplet': ...}
+    """
+    check_options(scene, size, images)
+    if image_format not in ("jpg", "png"):
+        raise MaskrtError(f"synth: image format {image_format!r} is not supported; use jpg or png")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records: list[ImageRecord] = []
+    scenes_used: list[str] = []
+    for i in range(images):
+        name, res = render_image(i, size, scene, seed, min_area)
+        file = out / f"{i:06d}.{image_format}"
+        params = [cv2.IMWRITE_JPEG_QUALITY, res.jpeg_quality] if image_format == "jpg" else []
+        ok, buf = cv2.imencode(f".{image_format}", res.image, params)
+        if not ok:
+            raise MaskrtError("cannot encode the image; check free disk space and OpenCV's codecs", path=file)
+        with atomic_open(file, "wb") as f:
+            f.write(buf.tobytes())
+        anns = [Annotation(CLASSES.index(it.category), rle=it.rle, bbox=tuple(float(v) for v in it.bbox)) for it in res.instances]  # type: ignore[misc]
+        records.append(ImageRecord(file, size, size, anns, id=i + 1))
+        scenes_used.append(name)
+        if progress is not None:
+            progress(i + 1, images)
+    ds = Dataset(list(CLASSES), records, source=out)
+    coco = ds.to_coco(relative_to=out)
+    for entry, name in zip(coco["images"], scenes_used):
+        entry["scene"] = name
+    coco["info"] = {
+        "description": "maskrt synthetic scenes",
+        "scene": scene,
+        "seed": int(seed),
+        "size": int(size),
+        "min_area": int(min_area),
+        "images_per_scene": dict(sorted(Counter(scenes_used).items())),
+    }
+    path = out / ANNOTATIONS
+    write_text(path, json.dumps(coco))
+    log.info("wrote %d images with %d instances to %s", images, ds.num_instances, out)
+    return path

@@ -1,0 +1,113 @@
+"""Outlines of bubbles, droplets and capsules as float polygons (``(K, 2)`` arrays of ``x, y`` pixels).
+
+Everything here is pure numpy so scenes and the video simulation can build shapes without drawing them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _vertex_count(radius: float) -> int:
+    """Enough vertices that the outline looks smooth at this size, few enough to stay fast."""
+    return int(np.clip(radius * 1.5, 16, 160))
+
+
+def blob(
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    angle: float = 0.0,
+    wobble: float = 0.0,
+    rng: np.random.Generator | None = None,
+    harmonics: np.ndarray | None = None,
+) -> np.ndarray:
+    """A perturbed ellipse: semi-axes ``a`` (along ``angle``) and ``b``, Fourier wobble of relative size ``wobble``.
+
+    Args:
+        cx, cy: centre in pixels.
+        a, b: semi-axes in pixels.
+        angle: rotation in radians.
+        wobble: relative amplitude of the shape modes 2..5 (0 gives a clean ellipse).
+        rng: source of the random mode phases and amplitudes (needed when ``wobble > 0`` and no ``harmonics``).
+        harmonics: fixed ``(4, 2)`` array of (amplitude, phase) for modes 2..5, so a moving object keeps its shape.
+
+    Returns:
+        ``(K, 2)`` float64 polygon.
+    """
+    n = _vertex_count(max(a, b))
+    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    r = np.ones_like(t)
+    if wobble > 0:
+        if harmonics is None:
+            assert rng is not None
+            harmonics = random_harmonics(rng)
+        for k, (amp, phase) in enumerate(harmonics, start=2):
+            r = r + wobble * amp * np.cos(k * t + phase)
+        r = np.maximum(r, 0.35)
+    x = a * r * np.cos(t)
+    y = b * r * np.sin(t)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([cx + c * x - s * y, cy + s * x + c * y], axis=1)
+
+
+def random_harmonics(rng: np.random.Generator) -> np.ndarray:
+    """Amplitudes (decaying with mode number) and phases for modes 2..5 of :func:`blob`."""
+    amps = rng.uniform(0.2, 1.0, size=4) / np.array([1.0, 1.6, 2.4, 3.2])
+    phases = rng.uniform(0, 2 * np.pi, size=4)
+    return np.stack([amps, phases], axis=1)
+
+
+def capsule(
+    cx: float,
+    cy: float,
+    length: float,
+    diameter: float,
+    angle: float = 0.0,
+    nose: float = 1.0,
+    tail: float = 0.7,
+) -> np.ndarray:
+    """A Taylor-bubble capsule: straight body with a rounded nose and a blunter tail.
+
+    Args:
+        cx, cy: centre in pixels.
+        length: tip-to-tail length in pixels (at least ``diameter``).
+        diameter: body width in pixels.
+        angle: direction of travel (nose side) in radians.
+        nose: nose length as a fraction of the radius (1 gives a hemisphere, larger a bullet).
+        tail: tail length as a fraction of the radius (smaller is flatter).
+
+    Returns:
+        ``(K, 2)`` float64 polygon.
+    """
+    r = diameter / 2.0
+    length = max(length, diameter)
+    nose_len, tail_len = r * nose, r * tail
+    body = max(length - nose_len - tail_len, 0.0)
+    n = _vertex_count(r) // 2 + 2
+    th = np.linspace(-np.pi / 2, np.pi / 2, n)
+    # nose: elliptic cap on +x side; tail: elliptic cap on -x side
+    nose_pts = np.stack([body / 2 + nose_len * np.cos(th), r * np.sin(th)], axis=1)
+    tail_pts = np.stack([-body / 2 - tail_len * np.cos(th), -r * np.sin(th)], axis=1)
+    pts = np.concatenate([nose_pts, tail_pts], axis=0)
+    shift = (nose_len - tail_len) / 2.0  # keep the bounding extent centred on (cx, cy)
+    pts[:, 0] -= shift
+    c, s = np.cos(angle), np.sin(angle)
+    x, y = pts[:, 0], pts[:, 1]
+    return np.stack([cx + c * x - s * y, cy + s * x + c * y], axis=1)
+
+
+def polygon_bounds(polygons: list[np.ndarray]) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` extent of a list of polygons."""
+    allp = np.concatenate(polygons, axis=0)
+    return float(allp[:, 0].min()), float(allp[:, 1].min()), float(allp[:, 0].max()), float(allp[:, 1].max())
+
+
+def power_law_radii(rng: np.random.Generator, n: int, r_min: float, r_max: float, exponent: float) -> np.ndarray:
+    """``n`` radii from a truncated power law ``p(r) ~ r^-exponent`` on ``[r_min, r_max]`` (many small, few big)."""
+    u = rng.uniform(size=n)
+    if abs(exponent - 1.0) < 1e-6:
+        return np.asarray(r_min * (r_max / r_min) ** u)
+    k = 1.0 - exponent
+    return np.asarray((r_min**k + u * (r_max**k - r_min**k)) ** (1.0 / k))
