@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,7 +21,12 @@ IMAGES_HELP = "Folder holding the images, when they are not beside the annotatio
 
 
 def _load(
-    console: Console, path: Path, fmt: str, class_attribute: str | None, images: Path | None, decode: bool,
+    console: Console,
+    path: Path,
+    fmt: str,
+    class_attribute: str | None,
+    images: Path | None,
+    decode: bool,
     allow_empty: bool,
 ) -> tuple[str, Dataset]:
     from maskrt.train.data import detect_format, load_dataset
@@ -29,7 +34,12 @@ def _load(
     kind = "split folders" if path.is_dir() and _has_splits(path) else detect_format(path, fmt)[0]
     with console.status(f"Loading {path} ...", spinner="dots") as status:
         ds = load_dataset(
-            path, fmt, class_attribute=class_attribute, images=images, decode_images=decode, allow_empty=allow_empty,
+            path,
+            fmt,
+            class_attribute=class_attribute,
+            images=images,
+            decode_images=decode,
+            allow_empty=allow_empty,
             on_split=lambda s: status.update(f"Loading {path} ({s}) ..."),
         )
     return kind, ds
@@ -77,8 +87,8 @@ def convert(
     src: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
     out: Path = typer.Option(..., "--out", "-o", help="COCO JSON file to write."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    class_attribute: Optional[str] = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
-    images: Optional[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
+    class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
+    images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
 ) -> None:
     """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
     from rich.console import Console
@@ -98,10 +108,14 @@ def convert(
 def check(
     path: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    class_attribute: Optional[str] = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
-    images: Optional[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-    decode: bool = typer.Option(True, "--decode/--headers-only", help="Decode every image (thorough) or read headers."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the statistics and problems as JSON."),
+    class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
+    images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
+    decode: bool = typer.Option(
+        True, "--decode/--headers-only", help="Decode every image (thorough) or read headers."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the statistics and problems as JSON."
+    ),
 ) -> None:
     """Report counts per class, image and instance sizes, and every problem; exit 2 when nothing is usable."""
     import json

@@ -17,11 +17,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from maskrt import rle as rle_codec
 from maskrt.train.data.geometry import clip_polygon, mask_bbox, polygon_area, polygons_bbox
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation
+
+from maskrt import rle as rle_codec
 
 MIN_AREA = 1e-6  # square pixels; below this a polygon is degenerate (collinear points)
 EDGE_TOLERANCE = 1e-6  # pixels; coordinates this close outside the image are not worth a report
@@ -37,7 +37,9 @@ class Part:
     kind: str = "polygon"  # what the user drew (polygon, rectangle, circle, ...) for messages
 
 
-def check_polygon(points: Any, width: int, height: int, item: str, log: ProblemLog, kind: str = "polygon") -> np.ndarray | None:
+def check_polygon(
+    points: Any, width: int, height: int, item: str, log: ProblemLog, kind: str = "polygon"
+) -> np.ndarray | None:
     """Return the polygon as a ``(K, 2)`` float array clipped to the image, or ``None`` (reported) if unusable."""
     try:
         p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -77,7 +79,9 @@ def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: Prob
         log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
         return None
     if size != [height, width]:
-        log.add(item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped")
+        log.add(
+            item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped"
+        )
         return None
     try:
         if isinstance(counts, bytes):
@@ -136,7 +140,9 @@ def make_annotation(
         elif part.mask is not None:
             m = np.asarray(part.mask, dtype=bool)
             if m.shape != (height, width):
-                log.add(where, f"mask is {m.shape[1]}x{m.shape[0]}, not the image's {width}x{height}; skipped")
+                log.add(
+                    where, f"mask is {m.shape[1]}x{m.shape[0]}, not the image's {width}x{height}; skipped"
+                )
             elif not m.any():
                 log.add(where, f"{part.kind} is empty (zero area); skipped")
             else:

@@ -16,8 +16,9 @@ from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.images import check_image, resolve_image
 from maskrt.train.data.problems import ProblemLog
-from maskrt.errors import MaskrtError
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+
+from maskrt.errors import MaskrtError
 
 
 def _is_number(v: Any) -> bool:
@@ -54,7 +55,10 @@ def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[li
             log.add(f"category {c!r:.60}", "needs an 'id' and a 'name'; skipped")
             continue
         if c["id"] in cats:
-            log.add(f"category id {c['id']}", f"duplicate id (names {cats[c['id']]['name']!r}, {c['name']!r}); kept the first")
+            log.add(
+                f"category id {c['id']}",
+                f"duplicate id (names {cats[c['id']]['name']!r}, {c['name']!r}); kept the first",
+            )
             continue
         cats[c["id"]] = c
     parents = {c.get("supercategory") for c in cats.values() if c.get("supercategory") != c["name"]}
@@ -65,7 +69,9 @@ def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[li
         if cid not in used and name in parents:
             continue  # an unused parent (supercategory) is not a class
         if name in classes:
-            log.add(f"category id {cid}", f"name {name!r} is used by another category too; merged into one class")
+            log.add(
+                f"category id {cid}", f"name {name!r} is used by another category too; merged into one class"
+            )
         else:
             classes.append(name)
         index[cid] = classes.index(name)
@@ -94,7 +100,9 @@ def load_coco(
     log = ProblemLog(shown)
     data = read_json(path, shown)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise MaskrtError(f"{shown}: not COCO instance JSON (no 'images' list); pass --format to pick another format")
+        raise MaskrtError(
+            f"{shown}: not COCO instance JSON (no 'images' list); pass --format to pick another format"
+        )
     anns = data.get("annotations", [])
     cats = data.get("categories", [])
     if not isinstance(anns, list) or not isinstance(cats, list):
@@ -127,7 +135,9 @@ def load_coco(
             continue
         aid = a.get("id", f"#{k}")
         if "id" in a and aid in seen_ann_ids:
-            log.add(f"annotation id {aid}", "duplicate annotation id; kept both (ids are renumbered on export)")
+            log.add(
+                f"annotation id {aid}", "duplicate annotation id; kept both (ids are renumbered on export)"
+            )
         seen_ann_ids.add(aid)
         if a.get("image_id") not in by_id:
             log.add(f"annotation id {aid}", f"image id {a.get('image_id')!r} is not in 'images'; skipped")
@@ -144,7 +154,11 @@ def load_coco(
             where = ", ".join(str(d) for d in search)
             log.add(item, f"image file not found (looked in {where}); skipped with its {n_anns} annotations")
             continue
-        declared = (int(im["width"]), int(im["height"])) if _is_number(im.get("width")) and _is_number(im.get("height")) else None
+        declared = (
+            (int(im["width"]), int(im["height"]))
+            if _is_number(im.get("width")) and _is_number(im.get("height"))
+            else None
+        )
         size = check_image(file, declared, item, log, decode=decode_images)
         if size is None:
             if n_anns:
@@ -160,7 +174,9 @@ def load_coco(
             parts = _parts(a.get("segmentation"), aitem, log)
             if not parts:
                 continue
-            ann = make_annotation(cat_index[a["category_id"]], parts, w, h, aitem, log, iscrowd=bool(a.get("iscrowd", 0)))
+            ann = make_annotation(
+                cat_index[a["category_id"]], parts, w, h, aitem, log, iscrowd=bool(a.get("iscrowd", 0))
+            )
             if ann is not None:
                 ann.source = f"{shown}: {aitem}"
                 out.append(ann)

@@ -14,8 +14,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-
-from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_xml
 from maskrt.train.data.geometry import ellipse_polygon, rectangle_polygon
@@ -23,11 +21,15 @@ from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 
+from maskrt.errors import MaskrtError
+
 AREA_SHAPES = ("polygon", "box", "mask", "ellipse")
 OTHER_SHAPES = ("polyline", "points", "cuboid", "skeleton")
 
 
-def decode_cvat_mask(rle: str, left: int, top: int, width: int, height: int, img_w: int, img_h: int) -> np.ndarray:
+def decode_cvat_mask(
+    rle: str, left: int, top: int, width: int, height: int, img_w: int, img_h: int
+) -> np.ndarray:
     """A full-image boolean mask from CVAT's mask attributes; ``ValueError`` when the runs do not fit the box."""
     counts = [int(float(v)) for v in rle.replace(" ", "").split(",") if v != ""]
     if width <= 0 or height <= 0:
@@ -58,7 +60,10 @@ def encode_cvat_mask(mask: np.ndarray) -> dict[str, str]:
         counts.insert(0, 0)
     return {
         "rle": ", ".join(str(int(c)) for c in counts),
-        "left": str(x0), "top": str(y0), "width": str(x1 - x0 + 1), "height": str(y1 - y0 + 1),
+        "left": str(x0),
+        "top": str(y0),
+        "width": str(x1 - x0 + 1),
+        "height": str(y1 - y0 + 1),
     }
 
 
@@ -117,10 +122,14 @@ def load_cvat(
     log = ProblemLog(shown)
     root = read_xml(path, shown)
     if root.tag != "annotations":
-        raise MaskrtError(f"{shown}: root element is <{root.tag}>, not <annotations>; export as 'CVAT for images 1.1'")
+        raise MaskrtError(
+            f"{shown}: root element is <{root.tag}>, not <annotations>; export as 'CVAT for images 1.1'"
+        )
     image_els = root.findall("image")
     if not image_els and root.findall("track"):
-        raise MaskrtError(f"{shown}: this is a 'CVAT for video' export (tracks); export as 'CVAT for images 1.1'")
+        raise MaskrtError(
+            f"{shown}: this is a 'CVAT for video' export (tracks); export as 'CVAT for images 1.1'"
+        )
     meta = root.find("meta")
     meta_labels: list[str] = []
     if meta is not None:
@@ -131,7 +140,9 @@ def load_cvat(
     if meta_labels:
         classes = meta_labels
     else:
-        classes = sorted({el.get("label", "").strip() for im in image_els for el in im if el.tag in AREA_SHAPES} - {""})
+        classes = sorted(
+            {el.get("label", "").strip() for im in image_els for el in im if el.tag in AREA_SHAPES} - {""}
+        )
     index = {n: i for i, n in enumerate(classes)}
 
     search = [images] if images is not None else []
@@ -151,7 +162,9 @@ def load_cvat(
             declared: tuple[int, int] | None = (int(im.get("width", "")), int(im.get("height", "")))
         except ValueError:
             declared = None
-        found = locate_image(name, search, item, log, declared=declared, decode=decode_images, n_instances=len(shapes))
+        found = locate_image(
+            name, search, item, log, declared=declared, decode=decode_images, n_instances=len(shapes)
+        )
         if found is None:
             continue
         file, w, h = found

@@ -18,11 +18,15 @@ def read_json(path: Path, shown: str | None = None) -> Any:
     except FileNotFoundError:
         raise MaskrtError(f"{shown}: file not found; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise MaskrtError(f"{shown}: cannot read the file ({exc}); check that it is a UTF-8 JSON file") from None
+        raise MaskrtError(
+            f"{shown}: cannot read the file ({exc}); check that it is a UTF-8 JSON file"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = "the file looks truncated" if exc.pos >= len(text.rstrip()) - 1 else "the file is not valid JSON"
+        hint = (
+            "the file looks truncated" if exc.pos >= len(text.rstrip()) - 1 else "the file is not valid JSON"
+        )
         raise MaskrtError(
             f"{shown}: {hint} (line {exc.lineno} column {exc.colno}: {exc.msg}); re-export or repair it"
         ) from None

@@ -29,7 +29,12 @@ def clip_polygon(poly: np.ndarray, width: float, height: float) -> np.ndarray:
     """
     pts = [tuple(map(float, p)) for p in np.asarray(poly, dtype=np.float64).reshape(-1, 2)]
     # each edge: (axis, limit, keep_if_greater)
-    for axis, limit, greater in ((0, 0.0, True), (0, float(width), False), (1, 0.0, True), (1, float(height), False)):
+    for axis, limit, greater in (
+        (0, 0.0, True),
+        (0, float(width), False),
+        (1, 0.0, True),
+        (1, float(height), False),
+    ):
         if not pts:
             break
         out: list[tuple[float, float]] = []

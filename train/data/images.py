@@ -16,9 +16,9 @@ import struct
 from pathlib import Path
 
 import cv2
+from maskrt.train.data.problems import ProblemLog
 
 from maskrt.atomic import atomic_path
-from maskrt.train.data.problems import ProblemLog
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -205,13 +205,19 @@ def locate_image(
     if file is None and embedded:
         file = save_embedded(embedded, cache_dir, name or "embedded.png")
         if file is None:
-            log.add(item, f"image file not found and its embedded image data cannot be decoded; skipped with its "
-                    f"{n_instances} instances")
+            log.add(
+                item,
+                f"image file not found and its embedded image data cannot be decoded; skipped with its "
+                f"{n_instances} instances",
+            )
             return None
     if file is None:
         where = ", ".join(str(d) for d in search_dirs)
-        log.add(item, f"image file not found (looked in {where}); skipped with its {n_instances} instances "
-                "(pass --images DIR if the images are elsewhere)")
+        log.add(
+            item,
+            f"image file not found (looked in {where}); skipped with its {n_instances} instances "
+            "(pass --images DIR if the images are elsewhere)",
+        )
         return None
     size = check_image(file, declared, item, log, decode=decode)
     if size is None:

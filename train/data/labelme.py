@@ -16,14 +16,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.geometry import circle_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+
+from maskrt.errors import MaskrtError
 
 IGNORED_LABELS = ("__ignore__", "_background_")
 
@@ -37,7 +37,7 @@ def _mask_part(shape: dict[str, Any], width: int, height: int) -> Part | None:
         return None
     if small is None:
         return None
-    x0, y0 = (int(round(v)) for v in shape["points"][0])
+    x0, y0 = (round(float(v)) for v in shape["points"][0])
     full = np.zeros((height, width), dtype=bool)
     ys, xs = max(0, y0), max(0, x0)
     ye, xe = min(height, y0 + small.shape[0]), min(width, x0 + small.shape[1])
@@ -149,8 +149,15 @@ def load_labelme(
             declared = (doc["imageWidth"], doc["imageHeight"])
         img_name = str(doc.get("imagePath") or "")
         found = locate_image(
-            img_name, [f.parent], f"image '{img_name}'", log, declared=declared, embedded=doc.get("imageData"),
-            cache_dir=cache_dir, decode=decode_images, n_instances=len(shapes),
+            img_name,
+            [f.parent],
+            f"image '{img_name}'",
+            log,
+            declared=declared,
+            embedded=doc.get("imageData"),
+            cache_dir=cache_dir,
+            decode=decode_images,
+            n_instances=len(shapes),
         )
         if found is None:
             problems += log.messages

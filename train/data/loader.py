@@ -17,9 +17,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from maskrt.errors import MaskrtError
 from maskrt.train.data.problems import display_name
 from maskrt.train.data.record import Dataset
+
+from maskrt.errors import MaskrtError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,12 @@ def json_kind(path: Path) -> str | None:
         return None
     if '"_via_img_metadata"' in head or ('"regions"' in head and '"filename"' in head):
         return "via"
-    if '"project"' in head and '"vid_list"' in head or '"_via_data_format_version"' in head and '"metadata"' in head:
+    if (
+        '"project"' in head
+        and '"vid_list"' in head
+        or '"_via_data_format_version"' in head
+        and '"metadata"' in head
+    ):
         return "via3"
     if '"shapes"' in head and ('"imagePath"' in head or '"version"' in head or '"flags"' in head):
         return "labelme"
@@ -63,7 +69,11 @@ def _find_in_folder(folder: Path, fmt: str) -> tuple[str, Path] | None:
         for name in COCO_NAMES:
             if (folder / name).is_file():
                 return "coco", folder / name
-        inst = sorted((folder / "annotations").glob("instances_*.json")) if (folder / "annotations").is_dir() else []
+        inst = (
+            sorted((folder / "annotations").glob("instances_*.json"))
+            if (folder / "annotations").is_dir()
+            else []
+        )
         if len(inst) == 1:
             return "coco", inst[0]
         if len(inst) > 1:
@@ -77,7 +87,9 @@ def _find_in_folder(folder: Path, fmt: str) -> tuple[str, Path] | None:
         if k is not None:
             kinds.setdefault(k, []).append(j)
     if want("via") and "via3" in kinds and "via" not in kinds and fmt in ("auto", "via"):
-        raise MaskrtError(f"{kinds['via3'][0]}: VIA version 3 projects are not supported; export as VIA 2 JSON or COCO")
+        raise MaskrtError(
+            f"{kinds['via3'][0]}: VIA version 3 projects are not supported; export as VIA 2 JSON or COCO"
+        )
     for k in ("coco", "via"):
         if want(k) and k in kinds:
             if len(kinds[k]) > 1:
@@ -91,7 +103,9 @@ def _find_in_folder(folder: Path, fmt: str) -> tuple[str, Path] | None:
         if len(xmls) == 1:
             return "cvat", xmls[0]
         if len(xmls) > 1:
-            raise MaskrtError(f"{folder}: several CVAT files ({', '.join(p.name for p in xmls)}); pass one of them")
+            raise MaskrtError(
+                f"{folder}: several CVAT files ({', '.join(p.name for p in xmls)}); pass one of them"
+            )
     if want("labelme"):
         if "labelme" in kinds:
             return "labelme", folder
@@ -126,7 +140,9 @@ def detect_format(path: str | Path, fmt: str = "auto") -> tuple[str, Path]:
         else:
             k = json_kind(path)
             if k == "via3":
-                raise MaskrtError(f"{path}: VIA version 3 projects are not supported; export as VIA 2 JSON or COCO")
+                raise MaskrtError(
+                    f"{path}: VIA version 3 projects are not supported; export as VIA 2 JSON or COCO"
+                )
             if k is not None:
                 return k, path
         raise MaskrtError(f"{path}: not a known annotation file; pass --format {'|'.join(FORMATS)}")
@@ -138,7 +154,13 @@ def detect_format(path: str | Path, fmt: str = "auto") -> tuple[str, Path]:
 
 
 def _load_one(
-    fmt: str, target: Path, shown: str, *, class_attribute: str | None, images: Path | None, decode_images: bool,
+    fmt: str,
+    target: Path,
+    shown: str,
+    *,
+    class_attribute: str | None,
+    images: Path | None,
+    decode_images: bool,
     cache_dir: Path | None,
 ) -> Dataset:
     if fmt == "coco":
@@ -153,7 +175,11 @@ def _load_one(
         from maskrt.train.data.via import load_via
 
         return load_via(
-            target, images=images, shown=shown, class_attribute=class_attribute, decode_images=decode_images,
+            target,
+            images=images,
+            shown=shown,
+            class_attribute=class_attribute,
+            decode_images=decode_images,
             cache_dir=cache_dir,
         )
     from maskrt.train.data.cvat import load_cvat
@@ -195,7 +221,12 @@ def load_dataset(
     if img_dir is not None and not img_dir.is_dir():
         raise MaskrtError(f"{img_dir}: images folder not found; check --images")
     cache = Path(cache_dir) if cache_dir is not None else None
-    opts = dict(class_attribute=class_attribute, images=img_dir, decode_images=decode_images, cache_dir=cache)
+    opts = {
+        "class_attribute": class_attribute,
+        "images": img_dir,
+        "decode_images": decode_images,
+        "cache_dir": cache,
+    }
 
     splits = _split_dirs(path) if path.is_dir() else []
     direct = None
@@ -208,7 +239,9 @@ def load_dataset(
                 on_split(s.name)
             sub_fmt, target = detect_format(s, fmt)
             part = _load_one(sub_fmt, target, display_name(target, path), **opts)  # type: ignore[arg-type]
-            logger.info("%s: %s, %d images, %d instances", s.name, sub_fmt, len(part.images), part.num_instances)
+            logger.info(
+                "%s: %s, %d images, %d instances", s.name, sub_fmt, len(part.images), part.num_instances
+            )
             ds = part if ds is None else ds.merged(part)
         assert ds is not None
         ds.source = path

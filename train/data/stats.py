@@ -10,10 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from maskrt import rle as rle_codec
 from maskrt.train.data.geometry import polygon_area
 from maskrt.train.data.record import Annotation, Dataset
+
+from maskrt import rle as rle_codec
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
@@ -78,7 +78,11 @@ def dataset_stats(ds: Dataset) -> DatasetStats:
         "large (>=96^2)": int((arr >= 96**2).sum()),
     }
     n = np.asarray(per_image, dtype=np.float64)
-    per = {"min": float(n.min()), "mean": float(n.mean()), "median": float(np.median(n)), "max": float(n.max())} if len(n) else {}
+    per = (
+        {"min": float(n.min()), "mean": float(n.mean()), "median": float(np.median(n)), "max": float(n.max())}
+        if len(n)
+        else {}
+    )
     return DatasetStats(
         images=len(ds.images),
         instances=ds.num_instances,

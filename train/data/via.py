@@ -13,13 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.geometry import circle_polygon, ellipse_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+
+from maskrt.errors import MaskrtError
 
 DEFAULT_CLASS = "object"
 
@@ -92,14 +93,18 @@ def _pick_attribute(names: list[str], wanted: str | None, shown: str) -> str | N
     if wanted is not None:
         if wanted not in names:
             have = ", ".join(f"'{n}'" for n in names) or "none"
-            raise MaskrtError(f"{shown}: regions have no attribute '{wanted}' (they have {have}); fix --class-attribute")
+            raise MaskrtError(
+                f"{shown}: regions have no attribute '{wanted}' (they have {have}); fix --class-attribute"
+            )
         return wanted
     if len(names) == 1:
         return names[0]
     if not names:
         return None
     choices = ", ".join(f"'{n}'" for n in names)
-    raise MaskrtError(f"{shown}: regions have several attributes ({choices}); pick the class with --class-attribute NAME")
+    raise MaskrtError(
+        f"{shown}: regions have several attributes ({choices}); pick the class with --class-attribute NAME"
+    )
 
 
 def load_via(
@@ -128,7 +133,9 @@ def load_via(
     log = ProblemLog(shown)
     data = read_json(path, shown)
     if not isinstance(data, dict):
-        raise MaskrtError(f"{shown}: not a VIA file (expected a JSON object); pass --format to pick another format")
+        raise MaskrtError(
+            f"{shown}: not a VIA file (expected a JSON object); pass --format to pick another format"
+        )
     attr_defs: dict[str, Any] = {}
     if "_via_img_metadata" in data:
         meta = data["_via_img_metadata"]
@@ -158,7 +165,11 @@ def load_via(
     elif isinstance(options, dict) and options:
         classes = [str(k).strip() for k in options]
     else:
-        found = {_class_of((r.get("region_attributes") or {}).get(attr)) for _, e in entries for _, r in _regions(e)}
+        found = {
+            _class_of((r.get("region_attributes") or {}).get(attr))
+            for _, e in entries
+            for _, r in _regions(e)
+        }
         classes = sorted(c for c in found if c is not None)
     index = {n: i for i, n in enumerate(classes)}
 
@@ -175,8 +186,14 @@ def load_via(
         seen_files[fname] = key
         regions = _regions(e)
         found_img = locate_image(
-            fname, search, item, log, embedded=e.get("base64_img_data") or None, cache_dir=cache_dir,
-            decode=decode_images, n_instances=len(regions),
+            fname,
+            search,
+            item,
+            log,
+            embedded=e.get("base64_img_data") or None,
+            cache_dir=cache_dir,
+            decode=decode_images,
+            n_instances=len(regions),
         )
         if found_img is None:
             continue
@@ -193,7 +210,9 @@ def load_via(
                     log.add(where, f"no class in attribute '{attr}' (value {raw!r}); skipped")
                     continue
             if cls not in index:
-                log.add(where, f"class '{cls}' is not one of the options of '{attr}' (unknown class); skipped")
+                log.add(
+                    where, f"class '{cls}' is not one of the options of '{attr}' (unknown class); skipped"
+                )
                 continue
             part = _shape_part(r.get("shape_attributes") or {}, where, log)
             if part is None:
