@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,25 +14,25 @@ _SCENES = "boiling-side | boiling-bottom | droplets | taylor | mixed"
 
 @app.command()
 def synth(
-    out: Optional[Path] = typer.Argument(None, help="Output folder for the COCO dataset (images + annotations.json)."),
+    out: Path | None = typer.Argument(None, help="Output folder for the COCO dataset (images + annotations.json)."),
     images: int = typer.Option(200, "--images", "-n", help="Number of images."),
     size: int = typer.Option(512, "--size", help="Square image/frame side in pixels."),
     scene: str = typer.Option("mixed", "--scene", help=f"Scene type: {_SCENES} (mixed: random per image)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same data."),
     image_format: str = typer.Option("jpg", "--format", help="Image files: jpg (with JPEG artefacts) or png."),
     min_area: int = typer.Option(8, "--min-area", help="Leave out instances with fewer visible pixels."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Render a moving sequence to this .mp4 instead."),
+    video: Path | None = typer.Option(None, "--video", help="Render a moving sequence to this .mp4 instead."),
     frames: int = typer.Option(120, "--frames", help="Video: number of frames."),
     fps: float = typer.Option(30.0, "--fps", help="Video: frames per second."),
-    frames_dir: Optional[Path] = typer.Option(
+    frames_dir: Path | None = typer.Option(
         None, "--frames-dir", help="Video: also write every frame as a PNG into this folder (image-sequence source)."
     ),
 ) -> None:
     """Generate synthetic scenes with exact instance masks: the built-in default dataset.
 
-    Examples:
-      maskrt synth data-out/synth --images 500 --scene mixed --seed 0
-      maskrt synth --video demo-out/boiling.mp4 --frames 300 --scene boiling-side
+    A dataset: `maskrt synth data-out/synth --images 500 --scene mixed --seed 0`
+
+    A video with per-frame ground truth: `maskrt synth --video demo-out/boiling.mp4 --frames 300`
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskrt.atomic import atomic_open, write_text
-from maskrt.errors import MaskrtError
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
+
+from maskrt.atomic import atomic_open, write_text
+from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 

@@ -89,8 +89,8 @@ def _motion_kernel(dx: float, dy: float) -> np.ndarray:
     k = max(k, 3)
     ker = np.zeros((k, k), np.float32)
     c = (k - 1) / 2.0
-    p0 = (int(round((c - dx / 2) * 16)), int(round((c - dy / 2) * 16)))
-    p1 = (int(round((c + dx / 2) * 16)), int(round((c + dy / 2) * 16)))
+    p0 = (round((c - dx / 2) * 16), round((c - dy / 2) * 16))
+    p1 = (round((c + dx / 2) * 16), round((c + dy / 2) * 16))
     cv2.line(ker, p0, p1, 1.0, 1, cv2.LINE_AA, shift=4)
     s = ker.sum()
     if s <= 0:
