@@ -1,5 +1,271 @@
-"""`maskrt` commands: bench."""
+"""`maskrt bench`: latency, stage split and memory of models x backends, with a PyTorch eager baseline.
+
+The timing and reporting live in :mod:`maskrt.runtime.bench` (torch-free). Only the ``--torch`` row
+imports torch, inside :class:`TorchEager`.
+"""
 
 from __future__ import annotations
 
-from maskrt.cli.app import app  # noqa: F401
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from maskrt.cli.app import app
+
+log = logging.getLogger(__name__)
+
+
+class TorchEager:
+    """The PyTorch eager baseline of a checkpoint, called like a ``Segmenter``: ``model(frame) -> Instances``.
+
+    It runs torchvision's own ``model([image])`` (resize, network, full-resolution mask paste), then
+    thresholds the masks into the runtime's ``Instances`` so the same drawing follows. Input size,
+    score threshold and ``max_det`` are set to the compared artifact's, so both produce the same work.
+
+    Args:
+        checkpoint: a maskrt ``.pt`` checkpoint.
+        input_size: longer side the model resizes to (default: the checkpoint's recipe).
+        score_threshold: detections below it are dropped before the paste (default 0.5).
+        mask_threshold: probability threshold of the masks.
+        max_det: detections per image (default: the recipe's).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        threads: torch CPU threads (``None``: leave torch's default).
+        half: fp16 autocast on CUDA.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        input_size: int | None = None,
+        score_threshold: float = 0.5,
+        mask_threshold: float = 0.5,
+        max_det: int | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        half: bool = False,
+    ) -> None:
+        import torch
+
+        from maskrt.train.checkpoint import load_model
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = torch.device(device)
+        self.half = bool(half and self.device.type == "cuda")
+        model, recipe, _ = load_model(checkpoint, self.device)
+        size = int(input_size or recipe.image_size)
+        model.transform.min_size = (size,)
+        model.transform.max_size = size
+        model.roi_heads.score_thresh = float(score_threshold)
+        model.roi_heads.detections_per_img = int(max_det or recipe.max_det)
+        self.model = model
+        self.recipe = recipe
+        self.input_size = size
+        self.mask_threshold = float(mask_threshold)
+        self.class_names = list(recipe.classes)
+        self.name = f"torch {self.device.type}{' fp16 autocast' if self.half else ''}"
+        self.timings: dict[str, float] = {}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def __call__(self, frame: Any) -> Any:
+        """Segment one BGR frame the way a plain torchvision user would; stage times land in ``timings``."""
+        import numpy as np
+
+        torch = self.torch
+        t0 = time.perf_counter()
+        rgb = np.ascontiguousarray(frame[..., ::-1])
+        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1).float().div_(255.0)
+        self._sync()
+        t1 = time.perf_counter()
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            out = self.model([x])[0]
+        self._sync()
+        t2 = time.perf_counter()
+        inst = self._instances(out, frame.shape[:2])
+        t3 = time.perf_counter()
+        self.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return inst
+
+    def _instances(self, out: dict[str, Any], hw: tuple[int, int]) -> Any:
+        """torchvision's output dict -> the runtime's ``Instances`` (masks cropped to their boxes)."""
+        import numpy as np
+
+        from maskrt.runtime.instances import Instances
+
+        boxes = out["boxes"].float().cpu().numpy()
+        masks = (out["masks"][:, 0] > self.mask_threshold).cpu().numpy()
+        h, w = hw
+        regions = np.zeros((len(boxes), 4), dtype=np.int64)
+        crops = []
+        for i, (x0, y0, x1, y1) in enumerate(boxes):
+            r = (max(int(x0), 0), max(int(y0), 0), min(int(np.ceil(x1)) + 1, w), min(int(np.ceil(y1)) + 1, h))
+            regions[i] = r
+            crops.append(masks[i, r[1]:r[3], r[0]:r[2]])
+        return Instances(boxes, out["scores"].float().cpu().numpy(), out["labels"].cpu().numpy() - 1,
+                         self.class_names, hw, regions, crops)
+
+
+def _frames(images: Path | None, stream: str | None, imgsz: int, count: int, instances: int) -> tuple[list, str]:
+    """The frames to rotate among, and a description for the report."""
+    from maskrt.runtime.bench import load_folder, synthetic_frames, video_frames
+
+    if images is not None:
+        frames = load_folder(images, limit=count)
+        return frames, f"{len(frames)} images from {images}"
+    if stream is not None:
+        frames = video_frames(stream, limit=count)
+        return frames, f"{len(frames)} frames read from {stream}"
+    frames = synthetic_frames(count, (imgsz, imgsz), instances)
+    return frames, f"{count} synthetic {imgsz}x{imgsz} scenes with {instances} bubbles each, in rotation"
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def bench(
+    models: list[Path] = typer.Argument(None, help="Model artifacts (.onnx, .engine) to measure.", show_default=False),
+    backend: list[str] = typer.Option(
+        ["auto"], "--backend", "-b", help="auto|ort-cpu|ort-cuda|ort-trt|trt; repeat or comma-separate for several."
+    ),
+    imgsz: int | None = typer.Option(
+        None, "--imgsz", help="Size of the synthetic frames and of the eager model's input "
+        "(default: the first model's input size, else 512)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", "-t", help="CPU threads (ONNX Runtime and torch)."),
+    conf: float | None = typer.Option(
+        None, "--conf", help="Score threshold for every row (default: the model's own; lower it to load the "
+        "postprocess of an untrained model)."
+    ),
+    warmup: int = typer.Option(5, "--warmup", help="Untimed frames before timing."),
+    iters: int = typer.Option(50, "--iters", "-n", help="Timed frames per row."),
+    seconds: float | None = typer.Option(None, "--seconds", "-s", help="Time each row for this long instead."),
+    images: Path | None = typer.Option(None, "--images", help="Folder of images to use instead of synthetic scenes."),
+    instances: int = typer.Option(30, "--instances", help="Bubbles per synthetic scene."),
+    num_frames: int = typer.Option(8, "--frames", help="Different frames to rotate among."),
+    stream: str | None = typer.Option(None, "--stream", help="Video file or stream to take the frames from."),
+    torch_ckpt: Path | None = typer.Option(
+        None, "--torch", help="Checkpoint (.pt) whose PyTorch eager run is the baseline row (needs maskrt[train])."
+    ),
+    torch_device: str = typer.Option("auto", "--torch-device", help="Device of the eager row: auto|cpu|cuda."),
+    torch_half: bool = typer.Option(False, "--torch-half", help="fp16 autocast for the eager row (CUDA only)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    md_out: Path | None = typer.Option(None, "--md", help="Write a Markdown table here."),
+    png_out: Path | None = typer.Option(None, "--png", help="Write a bar chart (p50, p99 whiskers) here."),
+) -> None:
+    """Measure latency (min/p50/p90/p99/max), FPS, stage split and memory of every model x backend."""
+    from rich.console import Console
+
+    from maskrt.errors import MaskrtError
+    from maskrt.runtime.bench import (
+        BACKENDS,
+        apply_speedups,
+        bench_artifact,
+        results_document,
+        rich_table,
+        system_info,
+        write_json,
+        write_markdown,
+        write_png,
+    )
+    from maskrt.runtime.bench.artifacts import read_artifact_meta
+
+    models = list(models or [])
+    backends = _split(backend) or ["auto"]
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad:
+        raise MaskrtError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+    if not models and torch_ckpt is None:
+        raise MaskrtError("nothing to measure; pass model files (.onnx/.engine) and/or --torch CHECKPOINT")
+    if iters < 1 or warmup < 0 or (seconds is not None and seconds <= 0):
+        raise MaskrtError("--iters must be >= 1, --warmup >= 0 and --seconds > 0")
+    meta = next((m for m in map(read_artifact_meta, models) if m is not None), None)
+    size = imgsz or (max(meta.input_size) if meta else 512)
+    frames, frames_desc = _frames(images, stream, size, num_frames, instances)
+    console = Console(stderr=True)
+    rows = []
+    with _progress(console) as progress:
+        for model in models:
+            for b in backends:
+                task = progress.add_task(f"{Path(model).name} {b}", total=iters)
+                rows.append(bench_artifact(
+                    model, b, frames, threads=threads, conf=conf, warmup=warmup, iters=iters, seconds=seconds,
+                    progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+                ))
+                progress.update(task, visible=False)
+        if torch_ckpt is not None:
+            task = progress.add_task(f"{torch_ckpt.name} torch eager", total=iters)
+            rows.append(_torch_row(
+                torch_ckpt, frames, meta, imgsz, conf, torch_device, torch_half, threads, warmup, iters, seconds,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            ))
+            progress.update(task, visible=False)
+    base = apply_speedups(rows)
+    config = {
+        "models": [str(m) for m in models], "backends": backends, "threads": threads, "warmup": warmup,
+        "iters": iters, "seconds": seconds, "conf": conf, "frames_desc": frames_desc,
+        "timed": f"{seconds:g} s per row" if seconds else f"{iters} timed frames per row",
+        "frame_shape": list(frames[0].shape), "torch": str(torch_ckpt) if torch_ckpt else None,
+    }
+    doc = results_document(rows, system_info(threads), config, baseline=base.backend if base else None)
+    Console(width=max(Console().width, 160)).print(rich_table(doc))
+    for path, writer in ((json_out, write_json), (md_out, write_markdown)):
+        if path is not None:
+            writer(path, doc)
+            console.print(f"wrote {path}")
+    if png_out is not None:
+        console.print(f"wrote {png_out}" if write_png(png_out, doc) else
+                      "no PNG: matplotlib is missing (pip install 'maskrt[plot]') or no row succeeded")
+
+
+def _progress(console: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _torch_row(
+    ckpt: Path, frames: list, meta: Any, imgsz: int | None, conf: float | None, device: str, half: bool, threads: int | None,
+    warmup: int, iters: int, seconds: float | None, progress: Any,
+) -> Any:
+    """The PyTorch eager baseline row; a failure (no torch, bad checkpoint) becomes a row, not a crash."""
+    from maskrt.runtime.bench import memory
+    from maskrt.runtime.bench.runner import TORCH_BACKEND, BenchRow, fill, file_size_mb, measure, reason_of
+
+    row = BenchRow(model=str(ckpt), backend=TORCH_BACKEND, file_size_mb=file_size_mb(ckpt))
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        row.status, row.reason = "unavailable", "torch is not installed; pip install 'maskrt[train]'"
+        return row
+    memory.reset_peak_rss()
+    try:
+        t0 = time.perf_counter()
+        eager = TorchEager(
+            ckpt,
+            input_size=imgsz or (max(meta.input_size) if meta else None),
+            score_threshold=conf if conf is not None else meta.score_threshold if meta else 0.5,
+            mask_threshold=meta.mask_threshold if meta else 0.5,
+            max_det=meta.max_det if meta else None,
+            device=device, threads=threads, half=half,
+        )
+        row.load_s = time.perf_counter() - t0
+        row.device, row.input_size, row.precision = eager.name, [eager.input_size] * 2, "fp16" if eager.half else "fp32"
+        fill(row, measure(eager, frames, warmup=warmup, iters=iters, seconds=seconds, progress=progress))
+        if eager.device.type == "cuda":
+            row.gpu_mem_mb = eager.torch.cuda.max_memory_allocated(eager.device) / 2**20
+    except Exception as exc:  # reported as a row like every other failure
+        row.status, row.reason = "failed", reason_of(exc)
+        log.debug("torch row failed", exc_info=True)
+    return row

@@ -6,7 +6,9 @@ Backend names on the ``maskrt bench`` command line:
 - ``ort-cuda``: ONNX Runtime, CUDA execution provider (``.onnx``; needs onnxruntime-gpu and a GPU)
 - ``ort-trt``: ONNX Runtime, TensorRT execution provider (``.onnx``; needs onnxruntime-gpu with TensorRT)
 - ``trt``: native TensorRT (``.engine`` built on this device by ``maskrt export --format engine``)
-- ``auto``: the best of the above for the model file, as the runtime would choose it
+- ``auto``: what the runtime itself picks for the model file: ``trt`` for an engine, else ``ort-cuda``
+  when it can run, else ``ort-cpu`` (the TensorRT provider only when asked for: it builds an engine
+  when the session opens)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 from pathlib import Path
 
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
+ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 ORT_PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
     "ort-cuda": "CUDAExecutionProvider",
@@ -50,14 +53,14 @@ def availability(backend: str, model: str | Path) -> str | None:
     if backend == "auto":
         return None if resolve_auto(model) else "no inference backend installed; pip install 'maskrt[cpu]'"
     if backend == "trt":
-        if suffix != ".engine":
+        if suffix not in ENGINE_SUFFIXES:
             return "native TensorRT runs .engine files; build one on this device with `maskrt export --format engine`"
         if importlib.util.find_spec("tensorrt") is None:
             return "tensorrt is not installed; pip install 'maskrt[trt]' (JetPack ships it on Jetson)"
         if not has_nvidia_gpu():
             return "no NVIDIA GPU visible"
         return None
-    if suffix == ".engine":
+    if suffix in ENGINE_SUFFIXES:
         return "ONNX Runtime runs .onnx files; pass the .onnx model or use --backend trt for an engine"
     providers = _ort_providers()
     if not providers:
@@ -73,9 +76,9 @@ def availability(backend: str, model: str | Path) -> str | None:
 
 def resolve_auto(model: str | Path) -> str | None:
     """The backend ``auto`` means for this model file here, or ``None`` when nothing can run it."""
-    if Path(model).suffix.lower() == ".engine":
+    if Path(model).suffix.lower() in ENGINE_SUFFIXES:
         return "trt" if availability("trt", model) is None else None
-    for name in ("ort-trt", "ort-cuda", "ort-cpu"):
+    for name in ("ort-cuda", "ort-cpu"):
         if availability(name, model) is None:
             return name
     return None

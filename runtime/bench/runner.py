@@ -189,18 +189,21 @@ def measure(
     }
 
 
-def open_segmenter(model: str | Path, backend: str, threads: int | None = None) -> Any:
+def open_segmenter(model: str | Path, backend: str, threads: int | None = None, conf: float | None = None) -> Any:
     """Load ``model`` with ``maskrt.runtime.Segmenter`` on one concrete bench backend name."""
-    from maskrt.runtime import Segmenter  # type: ignore[attr-defined]
+    from maskrt.runtime.segmenter import Segmenter
 
-    kwargs: dict[str, Any] = {"backend": SEGMENTER_BACKEND[backend]}
-    if threads:
-        kwargs["threads"] = threads
-    return Segmenter(str(model), **kwargs)
+    runtime_backend, device = SEGMENTER_ARGS[backend]
+    return Segmenter(str(model), backend=runtime_backend, device=device, threads=threads, conf=conf)
 
 
-SEGMENTER_BACKEND = {"ort-cpu": "ort-cpu", "ort-cuda": "ort-cuda", "ort-trt": "ort-trt", "trt": "trt"}
-"""Bench backend name -> ``Segmenter(backend=...)`` value."""
+SEGMENTER_ARGS = {
+    "ort-cpu": ("onnxruntime", "cpu"),
+    "ort-cuda": ("onnxruntime", "cuda"),
+    "ort-trt": ("onnxruntime", "tensorrt"),
+    "trt": ("tensorrt", "auto"),
+}
+"""Bench backend name -> ``Segmenter(backend=..., device=...)``."""
 
 
 def bench_artifact(
@@ -209,14 +212,24 @@ def bench_artifact(
     frames: Sequence[np.ndarray],
     *,
     threads: int | None = None,
+    conf: float | None = None,
     warmup: int = 5,
     iters: int = 50,
     seconds: float | None = None,
     draw: DrawFn | None = None,
     progress: ProgressFn | None = None,
-    loader: Callable[[str | Path, str, int | None], Any] = open_segmenter,
+    loader: Callable[..., Any] = open_segmenter,
 ) -> BenchRow:
     """Benchmark one model file on one backend; never raises for a bad model or a missing backend.
+
+    Args:
+        model: ``.onnx`` or ``.engine`` file.
+        backend: one of :data:`~maskrt.runtime.bench.backends.BACKENDS`.
+        frames: frames to rotate among.
+        threads: CPU threads for ONNX Runtime.
+        conf: score threshold (default: the model's own).
+        warmup, iters, seconds, draw, progress: as in :func:`measure`.
+        loader: ``loader(model, backend, threads, conf) -> frame model`` (tests pass fakes).
 
     Returns:
         A row with status ``ok``, ``unavailable`` (with why, e.g. no GPU) or ``failed`` (with the
@@ -227,7 +240,7 @@ def bench_artifact(
     why = availability(backend, model)
     if why is not None or concrete is None:
         row.status, row.reason = "unavailable", why or "no backend can run this model here"
-        log.info("%s on %s: unavailable (%s)", model, backend, row.reason)
+        log.debug("%s on %s: unavailable (%s)", model, backend, row.reason)
         return row
     if backend == "auto":
         row.backend = f"auto:{concrete}"
@@ -237,14 +250,13 @@ def bench_artifact(
     memory.reset_peak_rss()
     try:
         t0 = time.perf_counter()
-        seg = loader(model, concrete, threads)
+        seg = loader(model, concrete, threads, conf)
         row.load_s = time.perf_counter() - t0
         describe_segmenter(row, seg)
         result = measure(seg, frames, warmup=warmup, iters=iters, seconds=seconds, draw=draw, progress=progress)
     except Exception as exc:  # a benchmark reports every failure as a row, never a crash
         row.status, row.reason = "failed", reason_of(exc)
-        log.info("%s on %s failed: %s", model, backend, row.reason)
-        log.debug("traceback", exc_info=True)
+        log.debug("%s on %s failed: %s", model, backend, row.reason, exc_info=True)
         return row
     fill(row, result)
     row.gpu_mem_mb = memory.gpu_memory_mb() if concrete != "ort-cpu" else None
@@ -258,8 +270,8 @@ def describe_segmenter(row: BenchRow, seg: Any) -> None:
         size = getattr(meta, "input_size", None)
         row.input_size = [int(v) for v in size] if size else None
         row.precision = getattr(meta, "precision", None)
-    for attr in ("provider", "device"):
-        value = getattr(seg, attr, None)
+    backend = getattr(seg, "backend", None)
+    for value in (getattr(backend, "name", None), getattr(seg, "device", None)):
         if isinstance(value, str) and value:
             row.device = value
             break
