@@ -1,5 +1,225 @@
-"""`maskrt` commands: stream."""
+"""`maskrt run [MODEL] SOURCE`: real-time segmentation of a camera, stream, video or image folder."""
+# ruff: noqa: B008  (typer declares options as defaults)
 
 from __future__ import annotations
 
-from maskrt.cli.app import app  # noqa: F401
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from maskrt.cli.app import app
+from maskrt.errors import MaskrtError
+
+_SOURCES = (
+    "0 | /dev/video0 | csi://0 | rtsp://... | http://... | clip.mp4 | frames/ | 'img_*.png' | gst:<pipeline>"
+)
+
+
+@app.command(
+    "run",
+    epilog=(
+        "Examples: maskrt run 0 --show  |  maskrt run model.onnx rtsp://cam/stream --csv frames.csv --save out.mp4  |  "
+        "maskrt run clip.mp4 --track --wall y=420 --fps-physical 5000 --um-per-px 12 --instances inst.csv"
+    ),
+)
+def run(
+    inputs: list[str] = typer.Argument(
+        ..., metavar="[MODEL] SOURCE", help=f"Optional model, then a source: {_SOURCES}"
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Model (.onnx/.engine); default: bundled model."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | tensorrt"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | tensorrt"),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
+    conf: float | None = typer.Option(None, "--conf", help="Score threshold (default: the model's)."),
+    mask_threshold: float | None = typer.Option(None, "--mask-threshold", help="Mask probability threshold."),
+    classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names to keep."),
+    width: int | None = typer.Option(None, "--width", help="Capture width (cameras) / resize (files)."),
+    height: int | None = typer.Option(None, "--height", help="Capture height (cameras) / resize (files)."),
+    fps: float | None = typer.Option(
+        None, "--fps", help="Capture frame rate; also the rate of image folders."
+    ),
+    loop: bool = typer.Option(False, "--loop", help="Restart files and folders at their end."),
+    realtime: bool = typer.Option(
+        False, "--realtime", help="Play files at their frame rate, dropping late frames."
+    ),
+    show: bool = typer.Option(False, "--show", help="Show a window with the overlay (q quits)."),
+    save: Path | None = typer.Option(
+        None, "--save", help="Annotated video (.mp4/.avi/.mkv) at the source's rate."
+    ),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Per-frame statistics CSV."),
+    instances: Path | None = typer.Option(None, "--instances", help="Per-instance measurements CSV."),
+    jsonl: Path | None = typer.Option(
+        None, "--jsonl", help="Everything per frame, one JSON line each (RLE masks)."
+    ),
+    tracks: Path | None = typer.Option(None, "--tracks", help="Per-track summary CSV (with --track)."),
+    save_masks: Path | None = typer.Option(None, "--save-masks", help="Folder for per-frame label maps."),
+    masks_format: str = typer.Option(
+        "png", "--masks-format", help="png (16-bit label map) | rle (COCO JSON)."
+    ),
+    roi: str | None = typer.Option(None, "--roi", help="Analyse only x,y,w,h (pixels)."),
+    um_per_px: float | None = typer.Option(None, "--um-per-px", help="Calibration, micrometres per pixel."),
+    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Calibration, millimetres per pixel."),
+    track: bool = typer.Option(
+        False, "--track", help="Persistent instance ids, growth, velocity, departures."
+    ),
+    wall: str | None = typer.Option(
+        None, "--wall", help="Departure line 'y=420' / 'x=100' or region 'x,y,w,h'."
+    ),
+    fps_physical: float | None = typer.Option(
+        None, "--fps-physical", help="True frame rate of a high-speed recording (for times and rates)."
+    ),
+    track_high: float = typer.Option(0.5, "--track-high", help="Score needed to start a track."),
+    boxes: bool = typer.Option(False, "--boxes", help="Draw boxes in the overlay."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    max_failures: int = typer.Option(
+        10, "--max-failures", help="Reopen attempts of a live source before giving up."
+    ),
+    summary: Path | None = typer.Option(None, "--summary", help="Write the final summary as JSON here."),
+) -> None:
+    """Segment a live camera, stream, video or image folder in real time, with tracking and outputs.
+
+    MODEL is optional: without it (or --model) the bundled model runs.
+
+    Files and folders are processed frame by frame, in order; live sources keep only the newest frame.
+
+    Ctrl-C or SIGTERM stops cleanly: every output is flushed and closed. Exit code 1 when a live source was lost.
+    """
+    from rich.console import Console
+
+    from maskrt.runtime.stream import Wall, load_segmenter, parse_source
+    from maskrt.runtime.stream.outputs import OutputOptions, Outputs
+    from maskrt.runtime.stream.pipeline import Stream, StreamOptions
+
+    console = Console(stderr=True)
+    if len(inputs) > 2:
+        raise MaskrtError(f"expected [MODEL] SOURCE, got {len(inputs)} arguments: {' '.join(inputs)}")
+    if len(inputs) == 2:
+        if model is not None:
+            raise MaskrtError("give the model either as the first argument or with --model, not both")
+        model = Path(inputs[0])
+    source = inputs[-1]
+    if um_per_px is not None and mm_per_px is not None:
+        raise MaskrtError("give --um-per-px or --mm-per-px, not both")
+    scale = um_per_px if um_per_px is not None else (mm_per_px * 1000.0 if mm_per_px is not None else None)
+    if wall and not track:
+        raise MaskrtError("--wall needs --track (departures are per track)")
+    if tracks and not track:
+        raise MaskrtError("--tracks needs --track")
+    options = StreamOptions(
+        width=width, height=height, fps=fps, loop=loop, realtime=realtime, roi=_parse_roi(roi), um_per_px=scale,
+        track=track, wall=Wall.parse(wall) if wall else None, fps_physical=fps_physical, track_high=track_high,
+        max_frames=max_frames, max_failures=max_failures,
+    )  # fmt: skip
+    out_opts = OutputOptions(
+        show=show, save=save, csv=csv_path, instances=instances, jsonl=jsonl, tracks=tracks, save_masks=save_masks,
+        masks_format=masks_format, draw_boxes=boxes,
+    )  # fmt: skip
+    spec = parse_source(source, width=width, height=height, fps=fps, loop=loop)  # fail fast, before the model
+    if out_opts.show:
+        from maskrt.runtime.stream.outputs import check_display
+
+        check_display()
+    seg = load_segmenter(
+        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+    )  # fmt: skip
+    stream = Stream(seg, spec, options)
+    outs = Outputs(out_opts, fps=stream.source_fps)
+    restore = _install_stop_handlers(stream, console)
+    try:
+        _loop(stream, outs, console)
+        outs.write_final_tracks(stream.finish_tracks())
+    finally:
+        outs.close()
+        restore()
+    info = stream.summary
+    _print_summary(info, console)
+    if summary is not None:
+        from maskrt.atomic import write_text
+
+        write_text(summary, json.dumps(info, indent=2) + "\n")
+    if info["source_lost"]:
+        raise typer.Exit(1)  # the live source was lost for good (outputs are complete and closed)
+
+
+def _loop(stream: Any, outs: Any, console: Any) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = None if stream.live else stream.frame_count
+    if stream.options.max_frames is not None and total is not None:
+        total = min(total, stream.options.max_frames)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns.append(TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
+        task = progress.add_task(stream.spec.text[-40:], total=total, status="")
+        last = 0.0
+        for result in stream:
+            outs.write(result)
+            now = time.perf_counter()
+            if now - last > 0.25:
+                s = result.stats
+                status = (
+                    f"n={s['count']} void={100 * s['void_fraction']:.1f}% dropped={stream.capture.dropped}"
+                )
+                progress.update(task, completed=stream.processed + 1, status=status)
+                last = now
+            if outs.quit_requested:
+                stream.stop()
+        progress.update(task, completed=stream.processed)
+
+
+def _install_stop_handlers(stream: Any, console: Any) -> Any:
+    """SIGTERM and the first Ctrl-C stop the stream cleanly; a second Ctrl-C interrupts at once."""
+    previous = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and getattr(handler, "stopping", False):
+            raise KeyboardInterrupt
+        handler.stopping = True  # type: ignore[attr-defined]
+        console.print(
+            f"stopping ({signal.Signals(signum).name}): finishing frames in flight, closing outputs"
+        )
+        stream.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (embedded use): no handlers
+            pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    try:
+        x, y, w, h = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise MaskrtError(f"--roi {text!r}: give x,y,w,h in pixels, e.g. --roi 0,100,640,300") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise MaskrtError(f"--roi {text!r}: x and y must be >= 0, w and h > 0")
+    return (x, y, x + w, y + h)
+
+
+def _print_summary(info: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"{info['source']}: {info['frames_in']} frames in, {info['processed']} processed, {info['dropped']} dropped, "
+        f"{info['reopens']} reopens; {info['fps']:.1f} FPS end to end over {info['wall_s']:.1f} s ({info['end_reason']})"
+    )
+    table = Table("stage", "mean ms", "p99 ms", "frames", title="per-stage timing", title_justify="left")
+    for name, st in info["stages_ms"].items():
+        table.add_row(name, f"{st['mean_ms']:.2f}", f"{st['p99_ms']:.2f}", str(st["n"]))
+    console.print(table)

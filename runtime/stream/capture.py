@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class Capture:
         self.dropped = 0
         self.reopens = 0
         self.end_reason = ""
+        self.source_lost = False
         self._failures = 0
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -177,6 +178,7 @@ class Capture:
                     "check the camera or stream and start again (or raise --max-failures)"
                 )
                 log.error("%s", self.end_reason)
+                self.source_lost = True
                 return False
             delay = min(self.max_backoff_s, self.backoff_s * (2 ** min(self._failures, 16)))
             self._failures += 1

@@ -15,9 +15,15 @@ from typing import IO
 
 import cv2
 import numpy as np
+from maskrt.runtime.stream.sources import (
+    DEFAULT_FPS,
+    OPEN_TIMEOUT_MS,
+    READ_TIMEOUT_MS,
+    SourceSpec,
+    _normalise,
+)
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.sources import DEFAULT_FPS, OPEN_TIMEOUT_MS, READ_TIMEOUT_MS, SourceSpec, _normalise
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class MjpegHttpSource:
     def _connect(self) -> None:
         url = str(self.spec.target)
         try:
-            resp = urllib.request.urlopen(url, timeout=OPEN_TIMEOUT_MS / 1000)  # noqa: S310 (user's URL)
+            resp = urllib.request.urlopen(url, timeout=OPEN_TIMEOUT_MS / 1000)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise MaskrtError(f"{url}: could not connect ({getattr(exc, 'reason', exc)})") from None
         ctype = resp.headers.get("Content-Type", "")

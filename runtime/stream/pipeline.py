@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from maskrt.runtime.stream.capture import Capture, CapturedFrame
 from maskrt.runtime.stream.sources import SourceSpec, open_source, parse_source
 from maskrt.runtime.stream.timing import StageTimes
@@ -129,7 +128,12 @@ def load_segmenter(
     from maskrt.runtime.segmenter import Segmenter
 
     return Segmenter(
-        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+        model,
+        backend=backend,
+        device=device,
+        threads=threads,
+        conf=conf,
+        mask_threshold=mask_threshold,
         classes=classes,
     )
 
@@ -146,7 +150,9 @@ class Stream:
         options: :class:`StreamOptions`.
     """
 
-    def __init__(self, segmenter: Any, source: str | int | SourceSpec, options: StreamOptions | None = None) -> None:
+    def __init__(
+        self, segmenter: Any, source: str | int | SourceSpec, options: StreamOptions | None = None
+    ) -> None:
         self.segmenter = segmenter
         self.options = opt = options or StreamOptions()
         self.spec = (
@@ -205,7 +211,9 @@ class Stream:
         self._t_start = time.perf_counter()
         self._threads = [
             threading.Thread(target=self._guard, args=(self._infer_loop,), name="maskrt-infer", daemon=True),
-            threading.Thread(target=self._guard, args=(self._analyse_loop,), name="maskrt-analyse", daemon=True),
+            threading.Thread(
+                target=self._guard, args=(self._analyse_loop,), name="maskrt-analyse", daemon=True
+            ),
         ]
         self.capture.start()
         for t in self._threads:
@@ -237,7 +245,7 @@ class Stream:
     def _guard(self, loop: Any) -> None:
         try:
             loop()
-        except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread and raised there)
+        except BaseException as exc:
             log.debug("stage failed", exc_info=True)
             self.capture.stop()
             self._put(self._q_out, exc, force=True)
@@ -256,7 +264,10 @@ class Stream:
             self.times.add("capture", cap.read_ms)
             self.times.add("preprocess", (t1 - t0) * 1e3)
             self.times.add("infer", (t2 - t1) * 1e3)
-            self._put(self._q_infer, (cap, scale, outputs, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}))
+            self._put(
+                self._q_infer,
+                (cap, scale, outputs, {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3}),
+            )
         self._put(self._q_infer, _END, force=True)
 
     def _analyse_loop(self) -> None:
@@ -288,7 +299,16 @@ class Stream:
                 timings["track"] = (t3 - t2) * 1e3
                 self.times.add("track", timings["track"])
             result = StreamResult(
-                cap.index, cap.frame, inst, stats, rows, ids, events or [], finished or [], timings, cap.t_capture
+                cap.index,
+                cap.frame,
+                inst,
+                stats,
+                rows,
+                ids,
+                events or [],
+                finished or [],
+                timings,
+                cap.t_capture,
             )
             self._put(self._q_out, result)
         self._put(self._q_out, _END, force=True)
@@ -355,6 +375,7 @@ class Stream:
             "dropped": self.capture.dropped,
             "reopens": self.capture.reopens,
             "end_reason": self.capture.end_reason or "stopped",
+            "source_lost": self.capture.source_lost,
             "wall_s": wall,
             "fps": self.processed / wall if wall else 0.0,
             "source_fps": self.source_fps,
@@ -400,7 +421,12 @@ def stream(
         >>> s.summary["fps"]
     """
     seg = load_segmenter(
-        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+        model,
+        backend=backend,
+        device=device,
+        threads=threads,
+        conf=conf,
+        mask_threshold=mask_threshold,
         classes=classes,
     )
     return Stream(seg, str(source), StreamOptions(**options))

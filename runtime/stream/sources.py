@@ -37,7 +37,9 @@ from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".ts", ".mjpeg"})
+VIDEO_EXTS = frozenset(
+    {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".ts", ".mjpeg"}
+)
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 GRAMMAR = (
     "0 | /dev/video0 | csi://0 | rtsp://... | http(s)://... | file.mp4 | file://path | folder/ | 'img_*.png' "
@@ -131,12 +133,16 @@ def _parse_path(text: str, opts: dict) -> SourceSpec:
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise MaskrtError(f"{path}: folder has no images ({', '.join(sorted(IMAGE_EXTS))}); check the path")
+            raise MaskrtError(
+                f"{path}: folder has no images ({', '.join(sorted(IMAGE_EXTS))}); check the path"
+            )
         return SourceSpec(text, "images", str(path), False, tuple(files), **opts)
     if any(ch in text for ch in "*?["):
         files = sorted(f for f in glob.glob(str(path)) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise MaskrtError(f"{text}: the pattern matches no images; check the pattern (quote it in the shell)")
+            raise MaskrtError(
+                f"{text}: the pattern matches no images; check the pattern (quote it in the shell)"
+            )
         return SourceSpec(text, "images", text, False, tuple(files), **opts)
     if not path.exists():
         raise MaskrtError(f"{text}: no such file, folder or camera; accepted sources: {GRAMMAR}")
@@ -154,7 +160,7 @@ def _with_appsink(pipeline: str) -> str:
 
 
 def _csi_pipeline(sensor: int, width: int | None, height: int | None, fps: float | None) -> str:
-    w, h, f = width or 1280, height or 720, int(round(fps or 30))
+    w, h, f = width or 1280, height or 720, round(fps or 30)
     return (
         f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={w}, height={h}, "
         f"framerate={f}/1, format=NV12 ! nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! "
@@ -223,7 +229,12 @@ class CaptureSource:
             api, tried = cv2.CAP_FFMPEG, "OpenCV FFmpeg backend"
         params: list[int] = []
         if spec.live and spec.kind in ("rtsp", "http"):
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                OPEN_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                READ_TIMEOUT_MS,
+            ]
         target = spec.target
         try:
             cap = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)
@@ -330,7 +341,7 @@ def _normalise(frame: np.ndarray, spec: SourceSpec) -> np.ndarray:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.dtype != np.uint8:
         frame = cv2.convertScaleAbs(frame, alpha=255.0 / max(1.0, float(frame.max())))
-    if spec.kind not in ("camera", "csi") and spec.width and spec.height:
-        if frame.shape[:2] != (spec.height, spec.width):
-            frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    resize = spec.kind not in ("camera", "csi") and spec.width and spec.height
+    if resize and frame.shape[:2] != (spec.height, spec.width):
+        frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
     return frame

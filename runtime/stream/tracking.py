@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from maskrt.runtime.stream.matching import box_iou, match
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.matching import box_iou, match
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,13 @@ class Tracker:
         scores = np.asarray(scores, dtype=np.float64).reshape(n)
         class_ids = np.zeros(n, np.int64) if class_ids is None else np.asarray(class_ids).reshape(n)
         wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
-        areas = wh[:, 0] * wh[:, 1] * math.pi / 4 if areas is None else np.asarray(areas, np.float64).reshape(n)
+        areas = (
+            wh[:, 0] * wh[:, 1] * math.pi / 4 if areas is None else np.asarray(areas, np.float64).reshape(n)
+        )
         centroids = (
-            (boxes[:, :2] + boxes[:, 2:]) / 2 if centroids is None else np.asarray(centroids, np.float64).reshape(n, 2)
+            (boxes[:, :2] + boxes[:, 2:]) / 2
+            if centroids is None
+            else np.asarray(centroids, np.float64).reshape(n, 2)
         )
         self.events = []
         ids = np.full(n, -1, dtype=np.int64)
@@ -171,14 +175,18 @@ class Tracker:
         tracks = list(range(len(self.tracks)))
         predicted = np.array([t.predicted_box(frame) for t in self.tracks]).reshape(-1, 4)
 
-        def stage(dets: list[int], trk: list[int], cost: np.ndarray, max_cost: float) -> tuple[list[int], list[int]]:
+        def stage(
+            dets: list[int], trk: list[int], cost: np.ndarray, max_cost: float
+        ) -> tuple[list[int], list[int]]:
             pairs, un_t, un_d = match(cost, max_cost)
             for ti, di in pairs:
                 self._observe(self.tracks[trk[ti]], frame, dets[di], boxes, areas, centroids, class_ids)
                 ids[dets[di]] = self.tracks[trk[ti]].id
             return [trk[i] for i in un_t], [dets[i] for i in un_d]
 
-        tracks, high_left = stage(high, tracks, 1.0 - box_iou(predicted[tracks], boxes[high]), 1.0 - self.min_iou)
+        tracks, high_left = stage(
+            high, tracks, 1.0 - box_iou(predicted[tracks], boxes[high]), 1.0 - self.min_iou
+        )
         tracks, _ = stage(low, tracks, 1.0 - box_iou(predicted[tracks], boxes[low]), 1.0 - self.min_iou_low)
         if tracks and high_left:
             pc = (predicted[tracks, :2] + predicted[tracks, 2:]) / 2

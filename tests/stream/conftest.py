@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from typing_extensions import Self
 
 SIZE = 160
 
@@ -59,7 +60,7 @@ def render_sequence(n_frames: int = 24, size: int = SIZE, seed: int = 0) -> Sequ
             if not (r < x < size - r and r < y < size - r):
                 continue
             m = np.zeros((size, size), np.uint8)
-            cv2.circle(m, (int(round(x)), int(round(y))), int(round(r)), 1, -1)
+            cv2.circle(m, (round(x), round(y)), round(r), 1, -1)
             if (union & cv2.dilate(m, np.ones((5, 5), np.uint8)).astype(bool)).any():  # keep discs apart
                 continue
             union |= m.astype(bool)
@@ -79,9 +80,8 @@ class ThresholdSegmenter:
     ``delay_s`` makes inference slower than a source (for drop tests).
     """
 
-    class_names = ["bubble"]
-
     def __init__(self, delay_s: float = 0.0) -> None:
+        self.class_names = ["bubble"]
         self.delay_s = delay_s
         self.calls = 0
 
@@ -159,7 +159,7 @@ class MjpegServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.connections += 1
                 if server.connections > server.max_connections:
                     self.send_error(503)
@@ -186,11 +186,13 @@ class MjpegServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._timer = threading.Timer(lifetime_s, self.close)
         self._timer.daemon = True
 
-    def __enter__(self) -> MjpegServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._timer.start()
         return self
@@ -200,7 +202,7 @@ class MjpegServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
         if not self.stopping.is_set():
             self.close()
@@ -219,3 +221,58 @@ def threshold_segmenter() -> type[ThresholdSegmenter]:
 @pytest.fixture()
 def render() -> Any:
     return render_sequence
+
+
+def write_constant_model(
+    path: Path, dets: list[tuple[tuple[float, float, float, float], float]], size: int = 128
+) -> Path:
+    """A tiny ONNX artifact (per maskrt.artifact) whose outputs are constants: real runtime path, no torch."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from maskrt.artifact import ArtifactMeta
+
+    d, m = 8, 28
+    yy, xx = np.mgrid[0:m, 0:m] + 0.5
+    disc = (np.hypot(xx - m / 2, yy - m / 2) < m / 2 - 1).astype(np.float32)
+    outs = {
+        "boxes": np.zeros((1, d, 4), np.float32),
+        "scores": np.zeros((1, d), np.float32),
+        "labels": np.zeros((1, d), np.int32),
+        "masks": np.zeros((1, d, m, m), np.float32),
+        "num_dets": np.array([len(dets)], np.int32),
+    }
+    for k, (box, score) in enumerate(dets):
+        outs["boxes"][0, k], outs["scores"][0, k], outs["labels"][0, k], outs["masks"][0, k] = (
+            box,
+            score,
+            1,
+            disc,
+        )
+    nodes = [
+        helper.make_node("Constant", [], [n], value=numpy_helper.from_array(a, n + "_value"))
+        for n, a in outs.items()
+    ]
+    types = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+    graph = helper.make_graph(
+        nodes,
+        "constant_maskrt",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, size, size, 3])],
+        [helper.make_tensor_value_info(n, types[a.dtype], list(a.shape)) for n, a in outs.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ArtifactMeta(
+        arch="constant", class_names=["bubble"], input_size=(size, size), mask_size=m, max_det=d
+    )
+    helper.set_model_props(model, meta.to_props())
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture()
+def constant_model(tmp_path: Path) -> Path:
+    """Two fixed discs (boxes in model-input pixels of a 128x128 input)."""
+    return write_constant_model(
+        tmp_path / "constant.onnx", [((10, 10, 40, 40), 0.9), ((60, 60, 100, 100), 0.8)]
+    )

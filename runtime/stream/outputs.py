@@ -1,0 +1,317 @@
+"""Where stream results go: a window, an annotated video, CSV/JSONL tables and label-map masks.
+
+Every writer leaves a valid file whenever the run stops: tables are flushed after each row (a
+stopped run keeps every processed frame), the video is written to a temporary file and renamed
+onto its name when released (in a ``finally``), and mask files are written atomically.
+
+Example:
+    >>> outs = Outputs(OutputOptions(csv="frames.csv", save="out.mp4"), fps=30)
+    >>> try:
+    ...     for result in stream(...):
+    ...         outs.write(result)
+    ... finally:
+    ...     outs.close()
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+from maskrt.runtime.stream.pipeline import StreamResult
+
+from maskrt.atomic import atomic_open, atomic_path
+from maskrt.errors import MaskrtError
+
+log = logging.getLogger(__name__)
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+@dataclass
+class OutputOptions:
+    """Which outputs to write (None/False: not written)."""
+
+    show: bool = False
+    save: str | Path | None = None
+    csv: str | Path | None = None
+    instances: str | Path | None = None
+    jsonl: str | Path | None = None
+    tracks: str | Path | None = None
+    save_masks: str | Path | None = None
+    masks_format: str = "png"
+    draw_boxes: bool = False
+
+
+def check_display() -> None:
+    """Raise MaskrtError when no window can be shown (headless OpenCV or no display)."""
+    gui = next((ln for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), "")
+    if "NONE" in gui.upper():
+        raise MaskrtError(
+            "--show: this OpenCV has no GUI support (opencv-python-headless); install opencv-python, "
+            "or use --save out.mp4 and watch the file"
+        )
+    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise MaskrtError(
+            "--show: no display (DISPLAY is not set); run on the desktop, or use --save out.mp4"
+        )
+
+
+class _Table:
+    """A CSV file whose header is fixed by the first row; every row is flushed at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f: IO[str] = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._w: csv.DictWriter[str] | None = None
+        self.rows = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._w is None:
+            self._w = csv.DictWriter(self._f, fieldnames=list(rows[0]), extrasaction="ignore", restval="")
+            self._w.writeheader()
+        for row in rows:
+            self._w.writerow({k: _cell(v) for k, v in row.items()})
+        self._f.flush()
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6) + 0.0  # no "-0.0" cells
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(v)
+    return "" if v is None else v
+
+
+def frame_row(result: StreamResult) -> dict[str, Any]:
+    """The per-frame CSV row: index, time, count, void fraction, diameters, count per class, latency."""
+    s = result.stats
+    row: dict[str, Any] = {"frame": s["frame"], "time_s": s["time_s"], "count": s["count"]}
+    row["void_fraction"] = s["void_fraction"]
+    for key in ("mean_diameter_px", "sauter_diameter_px", "mean_diameter_um", "sauter_diameter_um"):
+        if key in s:
+            row[key] = s[key]
+    for name, n in s.get("count_per_class", {}).items():
+        row[f"count_{name}"] = n
+    if result.track_ids is not None:
+        row["departures"] = len(result.events)
+    row["infer_ms"] = result.timings.get("infer", 0.0)
+    return row
+
+
+class VideoSink:
+    """Annotated frames to a video at the source's frame rate; the file appears complete on release."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        suffix = self.path.suffix.lower()
+        if suffix not in FOURCC:
+            raise MaskrtError(f"--save {self.path}: use one of {', '.join(FOURCC)}", path=None)
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise MaskrtError(
+                    f"--save {self.path}: OpenCV could not open a video writer; try a .avi file"
+                )
+            self._size = (w, h)
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.resize(frame, self._size)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Release the writer and move the finished file onto its name (nothing is written for 0 frames)."""
+        if self._writer is not None:
+            self._writer.release()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)  # a temp file is private; the video is an ordinary file
+            self._ctx.__exit__(None, None, None)
+        else:
+            self._ctx.__exit__(RuntimeError, RuntimeError("no frames"), None)  # removes the temp file
+
+
+class MaskSink:
+    """One 16-bit label-map PNG per frame (0 background; track id or instance number), or COCO RLE JSON."""
+
+    def __init__(self, folder: str | Path, fmt: str = "png") -> None:
+        if fmt not in ("png", "rle"):
+            raise MaskrtError(f"--masks-format {fmt!r}: use png or rle")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.fmt = fmt
+
+    def write(self, result: StreamResult) -> None:
+        inst = result.instances
+        ids = result.track_ids
+        if self.fmt == "rle":
+            items = [
+                {"instance": i, "track_id": int(ids[i]) if ids is not None else None, **inst.rle(i)}
+                for i in range(len(inst))
+            ]
+            with atomic_open(self.folder / f"frame_{result.index:06d}.json") as f:
+                json.dump({"frame": result.index, "size": list(inst.frame_hw), "masks": items}, f)
+            return
+        labels = np.zeros(inst.frame_hw, dtype=np.uint16)
+        for i in np.argsort(inst.scores, kind="stable").tolist():  # best score painted last
+            x0, y0, x1, y1 = (int(v) for v in inst.regions[i])
+            value = int(ids[i]) if ids is not None and ids[i] >= 0 else i + 1
+            if x1 > x0 and y1 > y0:
+                labels[y0:y1, x0:x1][inst.crops[i]] = min(value, 65535)
+        with atomic_path(self.folder / f"frame_{result.index:06d}.png") as tmp:
+            if not cv2.imwrite(str(tmp), labels):
+                raise MaskrtError(f"{self.folder}: could not write mask PNGs; check the folder is writable")
+
+
+class Outputs:
+    """All requested outputs of a run; ``write`` each result, ``close`` once (also after an error)."""
+
+    def __init__(self, options: OutputOptions, fps: float, status: bool = True) -> None:
+        self.options = options
+        self.quit_requested = False
+        self._opened: list[Any] = []
+        self._recent: deque[float] = deque(maxlen=30)
+        self._status = status
+        try:
+            if options.show:
+                check_display()
+            self.video = VideoSink(options.save, fps) if options.save else None
+            self.frames = _Table(options.csv) if options.csv else None
+            self.instances = _Table(options.instances) if options.instances else None
+            self.tracks = _Table(options.tracks) if options.tracks else None
+            self.jsonl: IO[str] | None = (
+                open(options.jsonl, "w", encoding="utf-8") if options.jsonl else None  # noqa: SIM115
+            )
+            self.masks = MaskSink(options.save_masks, options.masks_format) if options.save_masks else None
+        except BaseException:
+            for name in ("video", "frames", "instances", "tracks", "jsonl"):
+                obj = getattr(self, name, None)
+                if obj is not None:
+                    obj.close()
+            raise
+
+    @property
+    def needs_drawing(self) -> bool:
+        return bool(self.options.show or self.video is not None)
+
+    def write(self, result: StreamResult) -> None:
+        """Write one processed frame to every output."""
+        now = time.perf_counter()
+        self._recent.append(now)
+        if self.frames is not None:
+            self.frames.write([frame_row(result)])
+        if self.instances is not None:
+            rows = []
+            for r in result.measurements:
+                row: dict[str, Any] = {"frame": result.index, "time_s": result.stats["time_s"]}
+                if "track_id" in r:
+                    row["track_id"] = r["track_id"]
+                row.update(r)
+                rows.append(row)
+            self.instances.write(rows)
+        if self.tracks is not None and result.finished_tracks:
+            self.tracks.write(result.finished_tracks)
+        if self.jsonl is not None:
+            self._write_jsonl(result)
+        if self.masks is not None:
+            self.masks.write(result)
+        if self.needs_drawing:
+            view = self.draw(result)
+            if self.video is not None:
+                self.video.write(view)
+            if self.options.show:
+                cv2.imshow("maskrt", view)
+                if (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
+                    self.quit_requested = True
+
+    def draw(self, result: StreamResult) -> np.ndarray:
+        """The annotated frame: masks, ids when tracking, and a status line (FPS, count, void fraction)."""
+        from maskrt.runtime.draw import draw_overlay
+
+        status = None
+        if self._status:
+            span = self._recent[-1] - self._recent[0] if len(self._recent) > 1 else 0.0
+            fps = (len(self._recent) - 1) / span if span > 0 else 0.0
+            s = result.stats
+            status = f"#{result.index}  {fps:.1f} FPS  n={s['count']}  void={100 * s['void_fraction']:.1f}%"
+        ids = result.track_ids if result.track_ids is not None else None
+        view = draw_overlay(
+            result.frame, result.instances, boxes=self.options.draw_boxes, ids=ids, status=status
+        )
+        roi = result.stats.get("roi")
+        if roi and list(roi) != [0, 0, result.frame.shape[1], result.frame.shape[0]]:
+            cv2.rectangle(view, (roi[0], roi[1]), (roi[2] - 1, roi[3] - 1), (0, 255, 255), 1)
+        return view
+
+    def _write_jsonl(self, result: StreamResult) -> None:
+        assert self.jsonl is not None
+        inst = result.instances
+        instances = []
+        for i, r in enumerate(result.measurements):
+            instances.append({**r, "box": [round(float(v), 2) for v in inst.boxes[i]], "rle": inst.rle(i)})
+        record = {
+            "frame": result.index,
+            "stats": result.stats,
+            "instances": instances,
+            "events": result.events,
+            "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
+        }
+        self.jsonl.write(json.dumps(record, default=_json_default) + "\n")
+        self.jsonl.flush()
+
+    def write_final_tracks(self, rows: list[dict[str, Any]]) -> None:
+        """Write the summaries of tracks still alive at the end."""
+        if self.tracks is not None:
+            self.tracks.write(rows)
+
+    def close(self) -> None:
+        """Flush and close everything; the video is released and renamed onto its name."""
+        errors = []
+        for name in ("video", "frames", "instances", "tracks", "jsonl"):
+            obj = getattr(self, name, None)
+            if obj is None:
+                continue
+            try:
+                obj.close()
+            except Exception as exc:  # noqa: BLE001 (close the others, then report)
+                errors.append(f"{name}: {exc}")
+        if self.options.show:
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:
+                pass
+        if errors:
+            log.error("closing outputs: %s", "; ".join(errors))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
