@@ -53,7 +53,8 @@ def _backlit_bubble(
     return polys
 
 
-def _backlit_shading(rng: np.random.Generator, r: float, bg: float, s: float) -> Shading:
+def backlit_shading(rng: np.random.Generator, r: float, bg: float, s: float) -> Shading:
+    """Random look of a shadowgraph bubble of radius ``r`` on a backlight of level ``bg``."""
     b = r * rng.uniform(0.75, 1.0)
     return Shading(
         kind="backlit",
@@ -94,11 +95,11 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
             if r > 10 * s and rng.uniform() < coalesce:
                 polys.append(shapes.blob(cx + rng.uniform(-0.3, 0.3) * r, cy - b * rng.uniform(0.6, 1.1),
                                          r * rng.uniform(0.5, 0.9), r * rng.uniform(0.5, 0.8), 0.0, 0.08, rng))
-            objs.append(SceneObject(polys, _backlit_shading(rng, r, bg, s), "bubble"))
+            objs.append(SceneObject(polys, backlit_shading(rng, r, bg, s), "bubble"))
             if wire is not None and rng.uniform() < 0.4:  # wires also grow bubbles underneath
                 cy2 = top + wire + b * rng.uniform(0.35, 0.8)
                 poly = shapes.blob(cx, cy2, r * rng.uniform(0.8, 1.1), b * 0.9, 0.0, 0.05, rng)
-                objs.append(SceneObject([poly], _backlit_shading(rng, r, bg, s), "bubble"))
+                objs.append(SceneObject([poly], backlit_shading(rng, r, bg, s), "bubble"))
     # detached bubbles rising through the liquid
     n = int(rng.integers(4, 70))
     radii = shapes.power_law_radii(rng, n, 2.5 * s, rng.uniform(25, 70) * s, rng.uniform(1.4, 2.4))
@@ -108,7 +109,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
         polys = _backlit_bubble(rng, cx, cy, float(r), bg, s, coalesce)
         vy = -(2.0 + 0.35 * r / s) * s * exposure
         motion = (rng.uniform(-0.3, 0.3) * vy, vy)
-        objs.append(SceneObject(polys, _backlit_shading(rng, float(r), bg, s), "bubble", motion=motion))
+        objs.append(SceneObject(polys, backlit_shading(rng, float(r), bg, s), "bubble", motion=motion))
     order = rng.permutation(len(objs))
     objs = [objs[i] for i in order]
     if heater == "plate":
@@ -151,6 +152,21 @@ def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
     return Scene(background, objs, light_strength=0.8)
 
 
+def droplet_shading(
+    rng: np.random.Generator, r: float, bg: float, light: tuple[float, float], rim_dark: float, body: float
+) -> Shading:
+    """Random look of a condensation droplet of radius ``r`` on a surface of level ``bg`` lit from ``light``."""
+    return Shading(
+        kind="droplet",
+        rim=bg * rim_dark * rng.uniform(0.8, 1.2),
+        interior=min(250.0, bg * body * rng.uniform(0.92, 1.08)),
+        rim_width=max(0.8, r * rng.uniform(0.15, 0.4)),
+        highlight=rng.uniform(40, 170) if r > 2.5 else 0.0,
+        light=light,
+        texture=rng.uniform(0, 3),
+    )
+
+
 def droplets(rng: np.random.Generator, size: int) -> Scene:
     """Dropwise condensation: non-overlapping near-circular droplets from ~1.5 px to ~100+ px radius."""
     s = size / 512.0
@@ -158,37 +174,18 @@ def droplets(rng: np.random.Generator, size: int) -> Scene:
     background = brushed_metal(rng, size, size, bg)
     r_max = rng.uniform(40, 120) * s
     r_min = max(1.6, 1.8 * s)
-    cand = np.sort(shapes.power_law_radii(rng, 1600, r_min, r_max, rng.uniform(1.6, 2.4)))[::-1]
-    xs, ys = rng.uniform(-0.05, 1.05, size=(2, len(cand))) * size
+    cand = shapes.power_law_radii(rng, 1600, r_min, r_max, rng.uniform(1.6, 2.4))
     gap = rng.uniform(0.5, 3.0) * s
-    placed_x = np.empty(len(cand))
-    placed_y = np.empty(len(cand))
-    placed_r = np.empty(len(cand))
-    n = 0
-    for x, y, r in zip(xs, ys, cand):
-        if n and np.any(np.hypot(placed_x[:n] - x, placed_y[:n] - y) < placed_r[:n] + r + gap):
-            continue
-        placed_x[n], placed_y[n], placed_r[n] = x, y, r
-        n += 1
-        if n >= 450:
-            break
+    placed_x, placed_y, placed_r = shapes.place_circles(rng, size, cand, gap, limit=450)
     lang = rng.uniform(0, 2 * np.pi)
     light = (float(np.cos(lang)), float(np.sin(lang)))
     rim_dark = rng.uniform(0.1, 0.55)
     body = rng.uniform(0.75, 1.3)
     objs: list[SceneObject] = []
-    for x, y, r in zip(placed_x[:n], placed_y[:n], placed_r[:n]):
+    for x, y, r in zip(placed_x, placed_y, placed_r):
         wob = rng.uniform(0.0, 0.03) + (rng.uniform(0, 0.05) if r > 20 * s else 0.0)
         poly = shapes.blob(x, y, r, r * rng.uniform(0.93, 1.0), rng.uniform(0, np.pi), wob, rng)
-        sh = Shading(
-            kind="droplet",
-            rim=bg * rim_dark * rng.uniform(0.8, 1.2),
-            interior=min(250.0, bg * body * rng.uniform(0.92, 1.08)),
-            rim_width=max(0.8, r * rng.uniform(0.15, 0.4)),
-            highlight=rng.uniform(40, 170) if r > 2.5 else 0.0,
-            light=light,
-            texture=rng.uniform(0, 3),
-        )
+        sh = droplet_shading(rng, r, bg, light, rim_dark, body)
         objs.append(SceneObject([poly], sh, "droplet"))
     return Scene(background, objs, light_strength=0.9, colour=0.5)
 

@@ -111,3 +111,32 @@ def power_law_radii(rng: np.random.Generator, n: int, r_min: float, r_max: float
         return np.asarray(r_min * (r_max / r_min) ** u)
     k = 1.0 - exponent
     return np.asarray((r_min**k + u * (r_max**k - r_min**k)) ** (1.0 / k))
+
+
+def place_circles(
+    rng: np.random.Generator, size: int, radii: np.ndarray, gap: float, limit: int, margin: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scatter non-touching circles, biggest first, rejecting any that would come within ``gap`` of another.
+
+    Args:
+        rng: random source.
+        size: square area side in pixels (centres may fall up to ``margin * size`` outside it).
+        radii: candidate radii, tried largest first.
+        gap: smallest free distance between two circles, in pixels.
+        limit: stop after this many circles.
+
+    Returns:
+        ``(x, y, r)`` arrays of the placed circles.
+    """
+    cand = np.sort(np.asarray(radii, dtype=np.float64))[::-1]
+    xs, ys = rng.uniform(-margin, 1 + margin, size=(2, len(cand))) * size
+    px, py, pr = np.empty(len(cand)), np.empty(len(cand)), np.empty(len(cand))
+    n = 0
+    for x, y, r in zip(xs, ys, cand):
+        if n and np.any(np.hypot(px[:n] - x, py[:n] - y) < pr[:n] + r + gap):
+            continue
+        px[n], py[n], pr[n] = x, y, r
+        n += 1
+        if n >= limit:
+            break
+    return px[:n], py[:n], pr[:n]
