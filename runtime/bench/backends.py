@@ -51,7 +51,9 @@ def availability(backend: str, model: str | Path) -> str | None:
     if backend not in BACKENDS:
         return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
     if backend == "auto":
-        return None if resolve_auto(model) else "no inference backend installed; pip install 'maskrt[cpu]'"
+        if resolve_auto(model):
+            return None
+        return availability("trt" if suffix in ENGINE_SUFFIXES else "ort-cpu", model)
     if backend == "trt":
         if suffix not in ENGINE_SUFFIXES:
             return "native TensorRT runs .engine files; build one on this device with `maskrt export --format engine`"
