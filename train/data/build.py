@@ -15,9 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
-from maskrt.train.data.geometry import clip_polygon, mask_bbox, polygon_area, polygons_bbox
+from maskrt.train.data.geometry import (
+    clip_polygon,
+    mask_bbox,
+    polygon_area,
+    polygons_bbox,
+    rasterize_polygons,
+)
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation
 
@@ -159,9 +164,6 @@ def make_annotation(
     for m in masks:
         union |= m
     if polys:
-        canvas = np.zeros((height, width), dtype=np.uint8)
-        pts = [np.round(p * 8).astype(np.int32) for p in polys]
-        cv2.fillPoly(canvas, pts, 1, lineType=cv2.LINE_8, shift=3)
-        union |= canvas.astype(bool)
+        union |= rasterize_polygons(polys, height, width)
     rle = keep_rle if keep_rle is not None else rle_codec.encode(union)
     return Annotation(category, rle=rle, bbox=mask_bbox(union), iscrowd=iscrowd, source=item)

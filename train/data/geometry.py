@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 ELLIPSE_VERTICES = 64
@@ -105,3 +106,37 @@ def mask_bbox(mask: np.ndarray) -> tuple[float, float, float, float]:
     if len(xs) == 0:
         return (0.0, 0.0, 0.0, 0.0)
     return (float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min()))
+
+
+SUPERSAMPLE = 4
+
+
+def rasterize_polygons(polys: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Boolean ``(height, width)`` mask of the pixels more than half covered by the polygons (their union).
+
+    Coverage is measured on a 4x4 sub-pixel grid inside the polygons' box only, so the result matches
+    pycocotools' masks to within a fraction of a percent in area, without pycocotools' half-pixel
+    outward bias of a plain ``cv2.fillPoly`` (which draws every pixel its edges touch).
+    """
+    out = np.zeros((height, width), dtype=bool)
+    pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polys]
+    pts = [p for p in pts if len(p) >= 3 and np.isfinite(p).all()]
+    if not pts or height <= 0 or width <= 0:
+        return out
+    allp = np.concatenate(pts, axis=0)
+    x0 = int(max(0, np.floor(allp[:, 0].min()) - 1))
+    y0 = int(max(0, np.floor(allp[:, 1].min()) - 1))
+    x1 = int(min(width, np.ceil(allp[:, 0].max()) + 1))
+    y1 = int(min(height, np.ceil(allp[:, 1].max()) + 1))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    k = SUPERSAMPLE
+    bw, bh = x1 - x0, y1 - y0
+    canvas = np.zeros((bh * k, bw * k), dtype=np.uint8)
+    # sub-pixel j covers [j/k, (j+1)/k]; OpenCV puts pixel centres on integers, hence the -0.5
+    fixed = [np.round(((p - (x0, y0)) * k - 0.5) * 8).astype(np.int32) for p in pts]
+    step = 240 // (k * k)  # fill with step*k*k so a block mean, step*covered, is exact in uint8
+    cv2.fillPoly(canvas, fixed, step * k * k, lineType=cv2.LINE_8, shift=3)
+    cover = cv2.resize(canvas, (bw, bh), interpolation=cv2.INTER_AREA)  # integer factor: block means
+    out[y0:y1, x0:x1] = cover > step * (k * k) // 2
+    return out

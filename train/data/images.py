@@ -177,7 +177,7 @@ def save_embedded(data: str, cache_dir: Path | None, name_hint: str) -> Path | N
         ext = Path(name_hint).suffix.lower() or ".png"
     digest = hashlib.sha1(raw).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else default_cache_dir()
-    out = folder / f"{Path(name_hint).stem}-{digest}{ext}"
+    out = folder / digest / f"{Path(name_hint).stem or 'image'}{ext}"
     if not out.is_file():
         with atomic_path(out) as tmp:
             tmp.write_bytes(raw)
