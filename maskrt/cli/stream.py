@@ -120,11 +120,11 @@ def run(
         show=show, save=save, csv=csv_path, instances=instances, jsonl=jsonl, tracks=tracks, save_masks=save_masks,
         masks_format=masks_format, draw_boxes=boxes,
     )  # fmt: skip
-    spec = parse_source(source, width=width, height=height, fps=fps, loop=loop)  # fail fast, before the model
     if out_opts.show:
         from maskrt.runtime.stream.outputs import check_display
 
         check_display()
+    spec = parse_source(source, width=width, height=height, fps=fps, loop=loop)  # fail fast, before the model
     seg = load_segmenter(
         model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,

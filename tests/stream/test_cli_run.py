@@ -1,0 +1,143 @@
+"""`maskrt run`: every output file, its agreement with the ground truth, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import maskrt.runtime.stream as stream_pkg
+import numpy as np
+import pytest
+
+from maskrt.cli import main
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+@pytest.fixture()
+def use_threshold_segmenter(monkeypatch: pytest.MonkeyPatch, threshold_segmenter: type) -> None:
+    """`maskrt run` with the exact thresholding segmenter instead of a trained model."""
+    monkeypatch.setattr(stream_pkg, "load_segmenter", lambda *a, **k: threshold_segmenter())
+
+
+@pytest.mark.usefixtures("use_threshold_segmenter")
+def test_every_output_matches_the_ground_truth(image_folder: tuple[Path, Any], tmp_path: Path) -> None:
+    folder, seq = image_folder
+    out = tmp_path / "out"
+    code = main([
+        "run", str(folder), "--fps", "20", "--track", "--um-per-px", "2", "--csv", str(out / "frames.csv"),
+        "--instances", str(out / "inst.csv"), "--jsonl", str(out / "all.jsonl"), "--tracks", str(out / "tracks.csv"),
+        "--save", str(out / "annotated.avi"), "--save-masks", str(out / "masks"), "--summary", str(out / "s.json"),
+    ])  # fmt: skip
+    assert code == 0
+    n = len(seq.frames)
+    frames = _rows(out / "frames.csv")
+    assert [int(r["frame"]) for r in frames] == list(range(n))
+    assert [int(r["count"]) for r in frames] == seq.counts
+    assert np.allclose([float(r["void_fraction"]) for r in frames], seq.void, atol=1e-6)
+    assert [float(r["time_s"]) for r in frames] == pytest.approx([i / 20 for i in range(n)])
+    inst = _rows(out / "inst.csv")
+    assert len(inst) == sum(seq.counts)
+    assert {"track_id", "eq_diameter_um", "area_um2", "vx_um_per_s"} <= set(inst[0])
+    tracks = _rows(out / "tracks.csv")
+    assert {int(r["track_id"]) for r in tracks} == {int(r["track_id"]) for r in inst}
+    lines = (out / "all.jsonl").read_text().splitlines()
+    assert len(lines) == n and json.loads(lines[5])["stats"]["count"] == seq.counts[5]
+    assert len(json.loads(lines[0])["instances"][0]["rle"]["counts"]) > 0
+    video = _video_frames(out / "annotated.avi")
+    assert len(video) == n and video[0].shape == (160, 160, 3)
+    masks = sorted((out / "masks").glob("*.png"))
+    assert len(masks) == n
+    label = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
+    assert label.dtype == np.uint16 and float((label > 0).mean()) == pytest.approx(seq.void[0])
+    ids_frame0 = {int(r["track_id"]) for r in inst if r["frame"] == "0"}
+    assert set(np.unique(label[label > 0]).tolist()) == ids_frame0
+    summary = json.loads((out / "s.json").read_text())
+    assert summary["processed"] == n and summary["dropped"] == 0
+
+
+@pytest.mark.usefixtures("use_threshold_segmenter")
+def test_saved_mp4_plays_with_one_frame_per_processed_frame(
+    video_file: tuple[Path, Any], tmp_path: Path
+) -> None:
+    path, seq = video_file
+    out = tmp_path / "annotated.mp4"
+    assert main(["run", str(path), "--save", str(out), "--max-frames", "15"]) == 0
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(seq.fps)
+    cap.release()
+    assert len(_video_frames(out)) == 15
+    assert not list(tmp_path.glob(".annotated*"))  # no temp file left behind
+
+
+def test_bad_options_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["run", "webcam://0"], "unknown source scheme"),
+        (["run", str(tmp_path / "missing.mp4")], "no such file"),
+        (["run", "a.onnx", "b.mp4", "c"], "expected [MODEL] SOURCE"),
+        (["run", str(tmp_path), "--roi", "1,2,3"], "--roi"),
+        (["run", str(tmp_path), "--wall", "y=3"], "--wall needs --track"),
+        (["run", str(tmp_path), "--show"], "--show"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_sigterm_leaves_valid_files(
+    constant_model: Path, image_folder: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """A looping, real-time run of the real runtime (ONNX Runtime) stopped by SIGTERM: every file is complete."""
+    folder, _ = image_folder
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "maskrt", "run", str(constant_model), str(folder), "--loop", "--realtime", "--fps",
+        "40", "--csv", str(out / "f.csv"), "--jsonl", str(out / "a.jsonl"), "--save", str(out / "v.mp4"),
+        "--summary", str(out / "s.json"), "--track", "--tracks", str(out / "t.csv"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "f.csv").exists() and len((out / "f.csv").read_text().splitlines()) > 10:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    summary = json.loads((out / "s.json").read_text())
+    n = summary["processed"]
+    assert n > 10 and summary["end_reason"] == "stopped"
+    frames = _rows(out / "f.csv")
+    assert len(frames) == n and [int(r["count"]) for r in frames] == [2] * n
+    assert len((out / "a.jsonl").read_text().splitlines()) == n
+    assert len(_video_frames(out / "v.mp4")) == n
+    assert [int(r["track_id"]) for r in _rows(out / "t.csv")] == [1, 2]
