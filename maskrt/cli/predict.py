@@ -1,5 +1,121 @@
-"""`maskrt` commands: predict."""
+"""`maskrt predict`: segment still images (files, folders, globs) and write images, JSON, CSV and labels."""
 
 from __future__ import annotations
 
-from maskrt.cli.app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from maskrt.cli.app import app
+from maskrt.errors import MaskrtError
+
+MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
+
+
+def split_model_arg(sources: list[str], model: Path | None) -> tuple[Path | None, list[str]]:
+    """``maskrt predict MODEL SOURCE...`` and ``maskrt predict SOURCE... [--model M]`` both work."""
+    if model is None and sources and Path(sources[0]).suffix.lower() in MODEL_SUFFIXES:
+        return Path(sources[0]), sources[1:]
+    return model, sources
+
+
+def _split_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def predict(
+    sources: list[str] = typer.Argument(
+        ..., help="[MODEL] then images, folders or glob patterns. A first argument ending in .onnx/.engine is "
+        "the model; without one the bundled model is used.", show_default=False,
+    ),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model artifact (.onnx or .engine)."),
+    out: Path = typer.Option(Path("runs/predict"), "--out", "-o", help="Output folder."),
+    conf: float | None = typer.Option(None, "--conf", help="Score threshold (default: the model's)."),
+    classes: list[str] | None = typer.Option(None, "--classes", help="Keep only these classes (repeat or a,b)."),
+    save_images: bool = typer.Option(False, "--save-images", help="Write annotated images."),
+    json_out: bool = typer.Option(False, "--json", help="Write predictions.json (COCO results) and stats.json."),
+    csv_out: bool = typer.Option(False, "--csv", help="Write instances.csv (measurements) and images.csv."),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto (from the suffix), onnxruntime or tensorrt."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda[:N] or tensorrt (ONNX Runtime provider)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
+    um_per_px: float | None = typer.Option(None, "--um-per-px", help="Calibration: micrometres per pixel."),
+    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Calibration: millimetres per pixel."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders recursively."),
+) -> None:
+    """Segment images and measure every instance.
+
+    With no output flag, --save-images and --json are assumed. Unreadable images are reported and skipped.
+    """
+    import logging
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from maskrt.runtime import Segmenter
+    from maskrt.runtime.images import expand_sources, read_image
+    from maskrt.runtime.outputs import OutputOptions, PredictionWriter
+
+    log = logging.getLogger("maskrt.cli.predict")
+    model, sources = split_model_arg(list(sources), model)
+    if not sources:
+        raise MaskrtError("no images given; usage: maskrt predict [MODEL] SOURCE... (files, folders, globs)")
+    if um_per_px is not None and mm_per_px is not None:
+        raise MaskrtError("give --um-per-px or --mm-per-px, not both")
+    calib = um_per_px if um_per_px is not None else (mm_per_px * 1000.0 if mm_per_px is not None else None)
+    if calib is not None and calib <= 0:
+        raise MaskrtError(f"calibration must be positive, got {calib}; check --um-per-px / --mm-per-px")
+    if labels is not None and labels not in ("labelme", "coco"):
+        raise MaskrtError(f"--labels {labels!r} is not a format; use labelme or coco")
+    if not (save_images or json_out or csv_out or labels):
+        save_images = json_out = True
+    files = expand_sources(sources, recursive=recursive)
+    seg = Segmenter(model, backend=backend, device=device, threads=threads, conf=conf, classes=_split_list(classes))
+    writer = PredictionWriter(
+        out, seg.class_names, OutputOptions(save_images, json_out, csv_out, labels, calib)
+    )
+    unit = "um" if calib is not None else "px"
+    console = Console()
+    skipped = done = total_inst = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=len(files) < 3) as progress:
+        task = progress.add_task("predict", total=len(files))
+        for path in files:
+            try:
+                frame = read_image(path)
+                inst = seg(frame)
+            except MaskrtError as exc:
+                log.warning("skipped %s", exc)
+                skipped += 1
+                progress.advance(task)
+                continue
+            result = writer.measure(path, inst, seg.timings)
+            writer.add(result, frame)
+            done += 1
+            total_inst += len(inst)
+            progress.console.print(_summary(path, result.stats, inst.frame_hw, seg.timings, unit), highlight=False,
+                                   markup=False)
+            progress.advance(task)
+    written = writer.close()
+    seg.close()
+    if done == 0:
+        raise MaskrtError(f"none of the {len(files)} images could be read; see the messages above")
+    typer.echo(
+        f"{done} image(s), {total_inst} instance(s)" + (f", {skipped} skipped" if skipped else "")
+        + f"; {len(written)} file(s) in {out}"
+    )
+
+
+def _summary(path: Path, stats: dict, frame_hw: tuple[int, int], timings: dict[str, float], unit: str) -> str:
+    """One line per image: name, size, counts per class, void fraction, Sauter diameter, time."""
+    counts = ", ".join(f"{n} {name}" for name, n in stats["count_per_class"].items() if n) or "0 instances"
+    d32 = stats.get(f"sauter_diameter_{unit}")
+    d32_text = f"  d32 {d32:.1f} {unit}" if d32 is not None else ""
+    ms = sum(timings.values())
+    return (f"{path}  {frame_hw[1]}x{frame_hw[0]}  {counts}  void {100 * stats['void_fraction']:.1f}%{d32_text}"
+            f"  {ms:.0f} ms")
