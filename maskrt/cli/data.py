@@ -95,7 +95,7 @@ def convert(
 
     from maskrt.train.data.stats import dataset_stats
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     kind, ds = _load(console, src, fmt, class_attribute, images, decode=False, allow_empty=False)
     ds.save_coco(out)
     st = dataset_stats(ds)
@@ -125,7 +125,7 @@ def check(
     from maskrt.atomic import write_text
     from maskrt.train.data.stats import dataset_stats
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     kind, ds = _load(console, path, fmt, class_attribute, images, decode=decode, allow_empty=True)
     st = dataset_stats(ds)
     _print_stats(console, st, kind, ds.classes)

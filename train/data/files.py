@@ -24,9 +24,9 @@ def read_json(path: Path, shown: str | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = (
-            "the file looks truncated" if exc.pos >= len(text.rstrip()) - 1 else "the file is not valid JSON"
-        )
+        end = text.rstrip()
+        cut = exc.pos >= len(end) - 1 or end[-1:] not in ("}", "]")
+        hint = "the file looks truncated" if cut else "the file is not valid JSON"
         raise MaskrtError(
             f"{shown}: {hint} (line {exc.lineno} column {exc.colno}: {exc.msg}); re-export or repair it"
         ) from None
