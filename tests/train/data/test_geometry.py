@@ -72,7 +72,7 @@ def test_header_size_reads_width_and_height(tmp_path: Path, ext: str) -> None:
 def test_jpeg_exif_rotation_gives_the_size_opencv_decodes(tmp_path: Path) -> None:
     import struct
 
-    ok, buf = cv2.imencode(".jpg", np.zeros((20, 50, 3), np.uint8))
+    _, buf = cv2.imencode(".jpg", np.zeros((20, 50, 3), np.uint8))
     tiff = (
         b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
     )

@@ -80,8 +80,10 @@ def test_zero_area_polygon(tmp_path: Path) -> None:
 def test_points_outside_the_image_are_clipped(tmp_path: Path) -> None:
     ds = with_ann(tmp_path, segmentation=[[80, 60, 120, 60, 120, 100, 80, 100]])
     assert ds.problems == [
-        "annotations.json: annotation id 17 (image 'a.png'): 3 of 4 polygon points outside the 100x80 image; "
-        "clipped to the image"
+        (
+            "annotations.json: annotation id 17 (image 'a.png'): 3 of 4 polygon points outside the 100x80 image; "
+            "clipped to the image"
+        )
     ]
     assert ds.num_instances == 4
     good_ids_survive(ds)
@@ -188,7 +190,7 @@ def test_unreadable_image(tmp_path: Path) -> None:
 
 def test_truncated_image_is_found_when_decoding(tmp_path: Path) -> None:
     write(tmp_path, good_coco())
-    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8))
+    _, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8))
     (tmp_path / "b.png").write_bytes(buf.tobytes()[:200])  # header intact, pixels cut off
     assert load_dataset(tmp_path).problems == []  # headers only: looks fine
     ds = load_dataset(tmp_path, decode_images=True)
