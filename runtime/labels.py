@@ -1,8 +1,11 @@
 """Write predictions as editable annotations (model-assisted labelling): labelme JSON or one COCO file.
 
 A scientist opens them in the labelling tool, corrects the few mistakes, and trains again. Both
-outputs use polygons (outer contours simplified by ~1 px) so that every vertex can be dragged, and
-both load back through ``maskrt.train.data.load_dataset``.
+outputs use polygons so that every vertex can be dragged, and both load back through
+``maskrt.train.data.load_dataset``. The polygons follow the mask's pixel *edges* (COCO's and labelme's
+convention: pixel ``(x, y)`` covers ``[x, x+1) x [y, y+1)``), simplified by half a pixel, so they
+rasterise back to the same pixels; a polygon through pixel centres would lose half a pixel all round
+(-6% area on a 10 px bubble).
 """
 
 from __future__ import annotations
@@ -12,18 +15,43 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from maskrt.runtime.instances import Instances
 
 from maskrt.atomic import write_text
 
 LABELME_VERSION = "5.4.1"
-POLYGON_EPSILON = 1.0
-"""Douglas-Peucker tolerance (pixels) for the written polygons: few vertices, same shape."""
+POLYGON_EPSILON = 0.5
+"""Douglas-Peucker tolerance (pixels) for the written polygons: a third of the vertices, same pixels."""
+
+
+def edge_polygons(crop: np.ndarray, x0: int = 0, y0: int = 0, epsilon: float = POLYGON_EPSILON) -> list[np.ndarray]:
+    """Outer boundaries of a boolean mask as polygons on pixel edges, ``(K, 2)`` float32 ``x, y``, largest first.
+
+    The mask is upsampled 2x (nearest) so that OpenCV's contour runs through sub-pixel centres; mapping
+    each point to ``ceil(coord / 2)`` puts it on the corner of its original pixel, which traces the exact
+    pixel boundary (its area equals the pixel count).
+    """
+    if crop.size == 0 or not crop.any():
+        return []
+    up = cv2.resize(crop.astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = []
+    for c in contours:
+        pts = ((c.reshape(-1, 2) + 1) // 2).astype(np.float32)
+        pts = pts[np.any(pts != np.roll(pts, 1, axis=0), axis=1)]
+        if epsilon > 0 and len(pts) > 4:
+            pts = cv2.approxPolyDP(pts.reshape(-1, 1, 2), epsilon, True).reshape(-1, 2)
+        if len(pts) >= 3:
+            out.append(pts + np.array([x0, y0], dtype=np.float32))
+    out.sort(key=lambda p: -abs(float(cv2.contourArea(p))))
+    return out
 
 
 def _instance_polygons(inst: Instances, i: int) -> list[np.ndarray]:
-    return [p for p in inst.polygons(i, epsilon=POLYGON_EPSILON) if len(p) >= 3]
+    x0, y0 = int(inst.regions[i][0]), int(inst.regions[i][1])
+    return edge_polygons(inst.crops[i], x0, y0)
 
 
 def labelme_document(inst: Instances, image_path: Path, json_path: Path) -> dict[str, Any]:

@@ -88,3 +88,18 @@ def test_to_dicts() -> None:
     assert [x["class_name"] for x in d] == ["bubble", "droplet", "bubble"]
     assert d[1]["box"] == [40.0, 10.0, 71.0, 31.0]
     assert d[1]["area_px"] == 31 * 21
+
+
+def test_edge_polygons_trace_the_exact_pixel_boundary() -> None:
+    from maskrt.runtime.labels import edge_polygons
+
+    mask = np.zeros((20, 30), bool)
+    mask[2:6, 3:10] = True
+    mask[12, 20] = True
+    polys = edge_polygons(mask, x0=100, y0=50, epsilon=0)
+    assert [abs(cv2.contourArea(p)) for p in polys] == [28.0, 1.0]
+    assert polys[1].min(axis=0).tolist() == [120.0, 62.0] and polys[1].max(axis=0).tolist() == [121.0, 63.0]
+    disc = np.zeros((80, 80), np.uint8)
+    cv2.circle(disc, (40, 40), 15, 1, -1)
+    simple = edge_polygons(disc.astype(bool))
+    assert abs(cv2.contourArea(simple[0])) == pytest.approx(disc.sum(), rel=0.01)
