@@ -153,7 +153,10 @@ def bench(
     images: Path | None = typer.Option(None, "--images", help="Folder of images to use instead of synthetic scenes."),
     instances: int = typer.Option(30, "--instances", help="Bubbles per synthetic scene."),
     num_frames: int = typer.Option(8, "--frames", help="Different frames to rotate among."),
-    stream: str | None = typer.Option(None, "--stream", help="Video file or stream to take the frames from."),
+    stream: str | None = typer.Option(
+        None, "--stream", help="Video file, folder or stream (any `maskrt run` source): the frames come from it, and "
+        "each model x backend gets an end-to-end row through the threaded stream pipeline."
+    ),
     torch_ckpt: Path | None = typer.Option(
         None, "--torch", help="Checkpoint (.pt) whose PyTorch eager run is the baseline row (needs maskrt[train])."
     ),
@@ -179,6 +182,7 @@ def bench(
         write_png,
     )
     from maskrt.runtime.bench.artifacts import read_artifact_meta
+    from maskrt.runtime.bench.stream_row import bench_stream
 
     models = list(models or [])
     backends = _split(backend) or ["auto"]
@@ -203,6 +207,13 @@ def bench(
                     progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
                 ))
                 progress.update(task, visible=False)
+                if stream is not None:
+                    task = progress.add_task(f"{Path(model).name} {b} stream", total=iters)
+                    rows.append(bench_stream(
+                        model, b, stream, threads=threads, conf=conf, max_frames=iters,
+                        progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+                    ))
+                    progress.update(task, visible=False)
         if torch_ckpt is not None:
             task = progress.add_task(f"{torch_ckpt.name} torch eager", total=iters)
             rows.append(_torch_row(
@@ -241,7 +252,7 @@ def _torch_row(
 ) -> Any:
     """The PyTorch eager baseline row; a failure (no torch, bad checkpoint) becomes a row, not a crash."""
     from maskrt.runtime.bench import memory
-    from maskrt.runtime.bench.runner import TORCH_BACKEND, BenchRow, fill, file_size_mb, measure, reason_of
+    from maskrt.runtime.bench.runner import TORCH_BACKEND, BenchRow, file_size_mb, fill, measure, reason_of
 
     row = BenchRow(model=str(ckpt), backend=TORCH_BACKEND, file_size_mb=file_size_mb(ckpt))
     try:

@@ -6,8 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from maskrt.artifact import ArtifactMeta, engine_sidecar
 from maskrt.runtime.bench.backends import ENGINE_SUFFIXES
+
+from maskrt.artifact import ArtifactMeta, engine_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,6 @@ def read_artifact_meta(path: str | Path) -> ArtifactMeta | None:
             return ArtifactMeta.from_props({k: str(v) if not isinstance(v, str) else v for k, v in props.items()},
                                            path)
         return ArtifactMeta.from_props(onnx_props(path), path)
-    except Exception as exc:  # a broken artifact shows up as a failed row; here it only lacks a description
+    except Exception as exc:  # noqa: BLE001  (a broken artifact shows up as a failed row elsewhere)
         log.debug("cannot read metadata of %s: %s", path, exc)
         return None

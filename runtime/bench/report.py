@@ -15,16 +15,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from maskrt.atomic import atomic_path, write_text
 from maskrt.runtime.bench.runner import STAGES, BenchRow
 from maskrt.runtime.bench.sysinfo import describe
+
+from maskrt.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "maskrt.bench/1"
 ROW_KEYS = (
     "model", "backend", "status", "reason", "device", "file_size_mb", "input_size", "precision", "frames",
-    "instances_mean", "latency", "stages", "load_s", "peak_rss_mb", "gpu_mem_mb", "speedup",
+    "instances_mean", "throughput_fps", "latency", "stages", "load_s", "peak_rss_mb", "gpu_mem_mb", "speedup",
 )
 LATENCY_KEYS = ("n", "min", "p50", "p90", "p99", "max", "mean", "std", "fps_p50")
 
@@ -89,7 +90,7 @@ def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
     """Header, cells and numbered notes (why rows failed or were unavailable) for both tables."""
     notes: list[str] = []
     header = ["Model", "Backend", "Status", "Size MB", "Input", "p50 ms", "p90 ms", "p99 ms", "min/max ms",
-              "FPS@p50", "pre/infer/post/draw ms (p50)", "Inst.", "Peak RSS MB", "GPU MB", "vs eager"]
+              "FPS p50/run", "pre/infer/post/draw ms (p50)", "Inst.", "Peak RSS MB", "GPU MB", "vs eager"]
     cells = []
     for r in doc["rows"]:
         lat = r.get("latency") or {}
@@ -101,7 +102,8 @@ def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
             _model_name(r), r["backend"], status, _fmt(r.get("file_size_mb")), size,
             _fmt(lat.get("p50")), _fmt(lat.get("p90")), _fmt(lat.get("p99")),
             f"{_fmt(lat.get('min'))}/{_fmt(lat.get('max'))}" if lat else "-",
-            _fmt(lat.get("fps_p50"), 2), _stage_split(r) if lat else "-", _fmt(r.get("instances_mean")),
+            f"{_fmt(lat.get('fps_p50'), 2)}/{_fmt(r.get('throughput_fps'), 2)}" if lat else "-",
+            _stage_split(r) if lat else "-", _fmt(r.get("instances_mean")),
             _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("gpu_mem_mb"), 0),
             f"{r['speedup']:.2f}x" if r.get("speedup") else "-",
         ])
@@ -115,8 +117,8 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
     lines = [
         f"System: {describe(doc['system'])}",
         "",
-        f"Frames: {cfg.get('frames_desc', '?')}; warm-up {cfg.get('warmup', '?')}, "
-        f"{cfg.get('timed', '?')}; latency = whole frame (preprocess + infer + postprocess + draw).",
+        (f"Frames: {cfg.get('frames_desc', '?')}; warm-up {cfg.get('warmup', '?')}, "
+         f"{cfg.get('timed', '?')}; latency = whole frame (preprocess + infer + postprocess + draw)."),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",

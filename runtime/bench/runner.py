@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
 from maskrt.runtime.bench import memory
 from maskrt.runtime.bench.backends import availability, resolve_auto
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats
@@ -58,6 +57,7 @@ class BenchRow:
     precision: str | None = None
     frames: int = 0
     instances_mean: float | None = None
+    throughput_fps: float | None = None
     latency: dict[str, float] | None = None
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     load_s: float | None = None
@@ -141,7 +141,7 @@ def measure(
 
     Returns:
         ``{"latency": LatencyStats dict, "stages": {stage: {"p50", "mean"}}, "frames": n,
-        "instances_mean": float}``.
+        "instances_mean": float, "throughput_fps": frames per second over the timed run}``.
     """
     if not frames:
         raise ValueError("no frames to benchmark on")
@@ -186,6 +186,7 @@ def measure(
         "stages": stage_stats(ordered),
         "frames": len(totals),
         "instances_mean": float(np.mean(counts)) if counts else None,
+        "throughput_fps": len(totals) / max(time.perf_counter() - start, 1e-9),
     }
 
 
@@ -283,6 +284,7 @@ def fill(row: BenchRow, result: Mapping[str, Any]) -> BenchRow:
     row.stages = dict(result["stages"])
     row.frames = int(result["frames"])
     row.instances_mean = result.get("instances_mean")
+    row.throughput_fps = result.get("throughput_fps")
     row.peak_rss_mb = memory.peak_rss_mb()
     row.status = "ok"
     return row

@@ -20,7 +20,7 @@ def _run(cmd: list[str], timeout: float = 10.0) -> str | None:
     if exe is None:
         return None
     try:
-        res = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run([exe, *cmd[1:]], check=False, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() if res.returncode == 0 else None

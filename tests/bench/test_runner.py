@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from maskrt.errors import MaskrtError
 from maskrt.runtime.bench import backends, runner
 from maskrt.runtime.bench.runner import BenchRow, apply_speedups, bench_artifact, measure
 from maskrt.runtime.bench.scenes import synthetic_frames
+
+from maskrt.errors import MaskrtError
 
 
 class FakeModel:
@@ -75,7 +75,7 @@ def test_unavailable_backend_is_a_row_not_a_crash(tmp_path: Path, monkeypatch: p
 
 
 def test_no_onnxruntime_makes_ort_rows_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "_ort_providers", lambda: [])
+    monkeypatch.setattr(backends, "_ort_providers", list)
     row = bench_artifact(_onnx_file(tmp_path), "auto", synthetic_frames(1, (32, 32), 1))
     assert row.status == "unavailable" and "onnxruntime" in row.reason
 
