@@ -86,9 +86,9 @@ def _part(el: ET.Element, img_w: int, img_h: int, where: str, log: ProblemLog) -
             rot = math.radians(float(a.get("rotation", 0) or 0))
             return Part(polygon=ellipse_polygon(cx, cy, rx, ry, rot), kind="ellipse")
         if tag == "mask":
-            box = [int(float(a[k])) for k in ("left", "top", "width", "height")]
+            left, top, bw, bh = (int(float(a[k])) for k in ("left", "top", "width", "height"))
             try:
-                m = decode_cvat_mask(a["rle"], *box, img_w, img_h)
+                m = decode_cvat_mask(a["rle"], left, top, bw, bh, img_w, img_h)
             except ValueError as exc:
                 log.add(where, f"mask rle is corrupt ({exc}); skipped")
                 return None

@@ -28,7 +28,9 @@ def clip_polygon(poly: np.ndarray, width: float, height: float) -> np.ndarray:
 
     Returns a ``(K, 2)`` array; ``K`` may be below 3 when nothing is left inside.
     """
-    pts = [tuple(map(float, p)) for p in np.asarray(poly, dtype=np.float64).reshape(-1, 2)]
+    pts: list[tuple[float, float]] = [
+        (float(x), float(y)) for x, y in np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+    ]
     # each edge: (axis, limit, keep_if_greater)
     for axis, limit, greater in (
         (0, 0.0, True),
