@@ -166,7 +166,19 @@ def letterbox_scale(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> flo
     return min(input_hw[0] / frame_hw[0], input_hw[1] / frame_hw[1])
 
 
+ENGINE_KEYS = (
+    "tensorrt_version",  # str: tensorrt.__version__ that built the engine
+    "gpu_name",  # str: e.g. "Orin" or "NVIDIA H100 80GB HBM3" (absent when it could not be read)
+    "compute_capability",  # str "major.minor", e.g. "8.7" (absent when it could not be read)
+)
+"""Keys (unprefixed) that the engine sidecar JSON adds to the ``maskrt.*`` metadata props."""
+
+
 def engine_sidecar(engine_path: str | Path) -> Path:
-    """Path of the JSON file that carries an engine's metadata and build environment."""
+    """Path of the JSON file that carries an engine's metadata and build environment.
+
+    It is one flat JSON object of strings: the ONNX model's ``maskrt.*`` props (so
+    ``ArtifactMeta.from_props(json.load(f))`` works) plus :data:`ENGINE_KEYS`.
+    """
     p = Path(engine_path)
     return p.with_name(p.name + ".json")

@@ -1,5 +1,96 @@
-"""`maskrt` commands: export."""
+"""`maskrt export`: checkpoint -> static ONNX (+ FP16) -> checks -> parity -> TensorRT engine."""
 
 from __future__ import annotations
 
-from maskrt.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from maskrt.cli.app import app
+from maskrt.errors import MaskrtError
+
+
+@app.command()
+def export(
+    checkpoint: Path | None = typer.Argument(None, help="Checkpoint (.pt) written by `maskrt train`."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | engine | all (engine builds from the ONNX)."),
+    imgsz: int = typer.Option(512, "--imgsz", help="Fixed square input size (multiple of 32)."),
+    max_det: int = typer.Option(100, "--max-det", help="Detections per image in the fixed-shape outputs."),
+    half: bool = typer.Option(False, "--half", help="FP16 model (heavy layers FP16; box geometry, NMS FP32)."),
+    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxslim if smaller."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.onnx/.engine) or stem."),
+    data: Path | None = typer.Option(None, "--data", help="Folder of images for the parity check."),
+    parity: bool = typer.Option(True, "--parity/--no-parity", help="Compare with PyTorch on a few images."),
+    parity_images: int = typer.Option(4, "--parity-images", help="Number of parity images."),
+    score_threshold: float = typer.Option(0.5, "--conf", help="Default score threshold stored for the runtime."),
+    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace limit in GiB."),
+    check: Path | None = typer.Option(None, "--check", help="Only check this ONNX file for TensorRT."),
+) -> None:
+    """Export a checkpoint to a static, TensorRT-friendly ONNX model (and optionally an engine).
+
+    `maskrt export --check model.onnx` lists every TensorRT-compatibility problem of any ONNX file.
+    """
+    if check is not None:
+        _check_only(check)
+        return
+    if checkpoint is None:
+        raise MaskrtError("pass a checkpoint to export (`maskrt export runs/train/best.pt`) or --check model.onnx")
+    from rich.console import Console
+
+    from maskrt.export.pipeline import ExportOptions, export_checkpoint
+
+    opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
+                         parity=parity, parity_images=parity_images, score_threshold=score_threshold,
+                         workspace_gb=workspace)
+    console = Console(stderr=True)
+    with console.status("exporting") as status:
+        result = export_checkpoint(checkpoint, opts, on_step=lambda s: status.update(s + " ..."))
+    _print_report(result)
+    if result.violations:
+        raise MaskrtError(f"{len(result.violations)} TensorRT-compatibility problems (listed above); "
+                          "please report this as a maskrt bug", path=result.onnx_path)
+    if result.parity is not None and not result.parity["passed"]:
+        why = "; ".join(result.parity_failures[:3])
+        raise MaskrtError(f"parity with PyTorch failed ({why}); the file is kept for inspection",
+                          path=result.onnx_path)
+
+
+def _check_only(path: Path) -> None:
+    from maskrt.export.check import check_model
+
+    problems = check_model(path)
+    if not problems:
+        typer.echo(f"{path}: TensorRT-compatible (static shapes, no Loop/If/Scan, supported operators)")
+        return
+    for p in problems:
+        typer.echo(str(p))
+    raise MaskrtError(f"{len(problems)} TensorRT-compatibility problems (listed above)", path=path)
+
+
+def _fmt(summary: dict[str, Any]) -> str:
+    return (f"{summary['matched']}/{summary['detections']} detections matched, {summary['missing']} missing, "
+            f"{summary['extra']} extra; min box IoU {summary['min_box_iou']:.4f}, min mask IoU "
+            f"{summary['min_mask_iou']:.4f}, max score diff {summary['max_score_diff']:.2e}")
+
+
+def _print_report(result: Any) -> None:
+    typer.echo(f"ONNX      {result.onnx_path}  {result.size_bytes / 1e6:.1f} MB, {result.precision}, "
+               f"{result.nodes} nodes" + (f" (onnxslim from {result.nodes_before_simplify})" if result.simplified
+                                          else ""))
+    typer.echo("TensorRT  " + ("compatible" if not result.violations else f"{len(result.violations)} problems"))
+    for v in result.violations:
+        typer.echo(f"  {v}")
+    if result.parity is not None:
+        verdict = "PASS" if result.parity["passed"] else "FAIL"
+        r = result.parity["rules"]
+        typer.echo(f"parity    {verdict} vs PyTorch on {result.parity['images']} images: {_fmt(result.parity)} "
+                   f"(rules: box IoU >= {r['box_iou']}, mask IoU >= {r['mask_iou']}, score diff <= {r['score_tol']})")
+        for line in result.parity_failures:
+            typer.echo(f"  {line}")
+    if result.agreement is not None:
+        typer.echo(f"eager     model([image]) vs ONNX + host paste: {_fmt(result.agreement)}")
+    if result.engine_path is not None:
+        info = result.engine_info or {}
+        typer.echo(f"engine    {result.engine_path}  TensorRT {info.get('tensorrt_version')}, "
+                   f"{info.get('gpu_name', 'GPU ?')} (sm {info.get('compute_capability', '?')})")

@@ -1,0 +1,159 @@
+"""Trace :class:`~maskrt.export.wrapper.ExportWrapper` to a static ONNX file with maskrt metadata.
+
+Uses the legacy TorchScript exporter (``dynamo=False``): the dynamo exporter still fails on
+torchvision's detection models (a data-dependent guard in ``batched_nms``; see the test that
+tracks it). During tracing, ``batched_nms`` is replaced by a version without the
+``numel() == 0`` branch that torchvision scripts into an ONNX ``If``: boxes are clipped to the
+image before every NMS, so a constant per-class offset separates the classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from maskrt.export.metadata import set_meta
+from maskrt.export.wrapper import ExportWrapper
+from torchvision.ops import boxes as box_ops
+
+from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, ArtifactMeta
+from maskrt.atomic import atomic_path
+from maskrt.errors import MaskrtError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+
+
+@dataclass
+class OnnxExport:
+    """What :func:`export_onnx` wrote."""
+
+    path: Path
+    nodes: int
+    nodes_before_simplify: int
+    simplified: bool
+    size_bytes: int
+
+
+@contextlib.contextmanager
+def static_batched_nms(max_coordinate: float) -> Iterator[None]:
+    """Replace torchvision's ``batched_nms`` by an ``If``-free coordinate trick while tracing.
+
+    Args:
+        max_coordinate: an upper bound of every box coordinate (the input size: boxes are clipped).
+    """
+    original = box_ops.batched_nms
+    offset_step = float(max_coordinate) + 1.0
+
+    def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> Any:
+        offsets = idxs.to(boxes.dtype) * offset_step
+        return box_ops.nms(boxes + offsets[:, None], scores, iou_threshold)
+
+    box_ops.batched_nms = batched_nms
+    try:
+        yield
+    finally:
+        box_ops.batched_nms = original
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the legacy exporter's deprecation and tracer warnings (they are expected here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        levels = {}
+        for name in ("torch.onnx", "torch.onnx._internal"):
+            lg = logging.getLogger(name)
+            levels[name] = lg.level
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def example_input(input_size: tuple[int, int], batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """A uint8 NHWC image to trace with (content does not matter: no data-dependent branch remains)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, input_size[0], input_size[1], 3), dtype=torch.uint8, generator=g)
+
+
+def trace_to_onnx(wrapper: ExportWrapper, path: str | Path, batch: int = 1, opset: int = DEFAULT_OPSET) -> None:
+    """Write the wrapper's graph to ``path`` (no metadata, not simplified)."""
+    x = example_input(wrapper.input_size, batch)
+    with quiet_exporter(), static_batched_nms(max(wrapper.input_size)), torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            do_constant_folding=True,
+        )
+
+
+def simplify_model(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnxslim's version of ``model``, or ``None`` when onnxslim fails on it."""
+    try:
+        import onnxslim
+    except ImportError:
+        log.warning("onnxslim is not installed; keeping the unsimplified model (pip install onnxslim)")
+        return None
+    try:
+        slim = onnxslim.slim(model)
+    except Exception as exc:  # noqa: BLE001 - onnxslim raises assorted errors on graphs it cannot handle
+        log.warning("onnxslim failed (%s); keeping the unsimplified model", exc)
+        return None
+    if slim is None:
+        return None
+    try:
+        onnx.checker.check_model(slim)
+    except onnx.checker.ValidationError as exc:
+        log.warning("onnxslim produced an invalid model (%s); keeping the unsimplified one", exc)
+        return None
+    return slim
+
+
+def export_onnx(
+    wrapper: ExportWrapper,
+    meta: ArtifactMeta,
+    out: str | Path,
+    simplify: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> OnnxExport:
+    """Export ``wrapper`` to ``out`` with ``meta`` in its metadata_props; written atomically.
+
+    With ``simplify``, the onnxslim version is kept when it validates and has fewer nodes.
+    """
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise MaskrtError("the ONNX output path must end in .onnx; pass e.g. --out model.onnx", path=out)
+    with atomic_path(out) as tmp:
+        trace_to_onnx(wrapper, tmp, batch=meta.batch_size, opset=opset)
+        model = onnx.load(str(tmp))
+        before = len(model.graph.node)
+        simplified = False
+        if simplify:
+            slim = simplify_model(model)
+            if slim is not None and len(slim.graph.node) < before:
+                model, simplified = slim, True
+        model = onnx.shape_inference.infer_shapes(model)
+        set_meta(model, meta)
+        model.producer_name = "maskrt"
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+    size = out.stat().st_size
+    log.info("wrote %s (%.1f MB, %d nodes%s)", out, size / 1e6, len(model.graph.node),
+             f", {before} before onnxslim" if simplified else "")
+    return OnnxExport(out, len(model.graph.node), before, simplified, size)

@@ -1,0 +1,202 @@
+"""Parity of an exported model with PyTorch: same detections, boxes, scores and pasted masks.
+
+Two comparisons, both on the same uint8 letterboxed images:
+
+* **gate**: ONNX Runtime vs the PyTorch :class:`~maskrt.export.wrapper.ExportWrapper` (same graph
+  semantics). Detections are matched one to one (same label, best box IoU); the export passes when
+  nothing is missing or extra, every matched box IoU >= ``box_iou``, every pasted-mask IoU >=
+  ``mask_iou`` and every score differs by at most ``score_tol``.
+* **agreement**: ONNX Runtime (masks pasted on the host with :mod:`maskrt.runtime.paste`) vs the
+  plain torchvision model ``model([image])`` with its own full-resolution paste: what users trained.
+  Reported, not gated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from maskrt.runtime.paste import expanded_boxes, paste_mask
+
+Dets = dict[str, np.ndarray]  # boxes [N,4], scores [N], labels [N], masks [N,H,W] bool (pasted)
+
+
+@dataclass(frozen=True)
+class ParityRules:
+    """Thresholds of the parity gate (defaults: the FP32 rules of issue 4)."""
+
+    box_iou: float = 0.99
+    mask_iou: float = 0.98
+    score_tol: float = 1e-3
+    score_floor: float = 0.1  # compare detections scoring at least this much
+    mask_threshold: float = 0.5
+
+
+FP16_RULES = ParityRules(box_iou=0.95, mask_iou=0.90, score_tol=2e-2)
+"""Looser rules for FP16 models (reported as such)."""
+
+
+@dataclass
+class ImageParity:
+    """Comparison of one image's detections."""
+
+    ref_count: int
+    test_count: int
+    matched: int
+    missing: int
+    extra: int
+    min_box_iou: float = 1.0
+    min_mask_iou: float = 1.0
+    mean_mask_iou: float = 1.0
+    max_score_diff: float = 0.0
+
+
+@dataclass
+class ParityReport:
+    """Per-image comparisons and whether they pass ``rules``."""
+
+    rules: ParityRules
+    images: list[ImageParity] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        r = self.rules
+        return all(
+            im.missing == 0
+            and im.extra == 0
+            and im.min_box_iou >= r.box_iou
+            and im.min_mask_iou >= r.mask_iou
+            and im.max_score_diff <= r.score_tol
+            for im in self.images
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and worst cases over all images."""
+        ims = self.images
+        return {
+            "images": len(ims),
+            "detections": sum(i.ref_count for i in ims),
+            "matched": sum(i.matched for i in ims),
+            "missing": sum(i.missing for i in ims),
+            "extra": sum(i.extra for i in ims),
+            "min_box_iou": min((i.min_box_iou for i in ims), default=1.0),
+            "min_mask_iou": min((i.min_mask_iou for i in ims), default=1.0),
+            "mean_mask_iou": float(np.mean([i.mean_mask_iou for i in ims])) if ims else 1.0,
+            "max_score_diff": max((i.max_score_diff for i in ims), default=0.0),
+            "passed": self.passed,
+            "rules": asdict(self.rules),
+        }
+
+    def failures(self) -> list[str]:
+        """One line per image that breaks a rule."""
+        r, out = self.rules, []
+        for k, im in enumerate(self.images):
+            why = []
+            if im.missing or im.extra:
+                why.append(f"{im.missing} missing / {im.extra} extra of {im.ref_count}")
+            if im.min_box_iou < r.box_iou:
+                why.append(f"box IoU {im.min_box_iou:.4f} < {r.box_iou}")
+            if im.min_mask_iou < r.mask_iou:
+                why.append(f"mask IoU {im.min_mask_iou:.4f} < {r.mask_iou}")
+            if im.max_score_diff > r.score_tol:
+                why.append(f"score diff {im.max_score_diff:.2e} > {r.score_tol}")
+            if why:
+                out.append(f"image {k}: " + ", ".join(why))
+        return out
+
+
+def artifact_dets(outputs: list[np.ndarray] | tuple[Any, ...], hw: tuple[int, int], index: int = 0,
+                  mask_threshold: float = 0.5) -> Dets:
+    """Valid detections of image ``index`` from the artifact's outputs, masks pasted at ``hw``."""
+    boxes, scores, labels, masks, num = (np.asarray(o) for o in outputs)
+    n = int(num[index])
+    b = boxes[index, :n].astype(np.float32)
+    return {
+        "boxes": b,
+        "scores": scores[index, :n].astype(np.float32),
+        "labels": labels[index, :n].astype(np.int64),
+        "masks": paste_full(masks[index, :n].astype(np.float32), b, hw, mask_threshold),
+    }
+
+
+def paste_full(probs: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], threshold: float) -> np.ndarray:
+    """Paste ``(N, M, M)`` probabilities into ``(N, H, W)`` boolean masks with the runtime's paste."""
+    out = np.zeros((len(probs), hw[0], hw[1]), dtype=bool)
+    if len(probs) == 0:
+        return out
+    for i, (p, eb) in enumerate(zip(probs, expanded_boxes(boxes, probs.shape[-1]))):
+        (x0, y0, x1, y1), crop = paste_mask(p, eb, hw, threshold)
+        if x1 > x0 and y1 > y0:
+            out[i, y0:y1, x0:x1] = crop
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes ``(N, 4)`` x ``(M, 4)``."""
+    a = a.reshape(-1, 4).astype(np.float64)
+    b = b.reshape(-1, 4).astype(np.float64)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), (inter >= 0) * 1.0)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; two empty masks agree perfectly."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def compare(ref: Dets, test: Dets, rules: ParityRules, max_det: int | None = None) -> ImageParity:
+    """Match ``test`` detections to ``ref`` ones (greedy by ref score, same label, best box IoU).
+
+    When a side holds ``max_det`` detections it was truncated, and detections tied with its lowest
+    score may legitimately differ: unmatched ones within ``score_tol`` of the other side's cut-off
+    are not counted as missing or extra.
+    """
+    keep_r = np.flatnonzero(ref["scores"] >= rules.score_floor)
+    keep_t = np.flatnonzero(test["scores"] >= rules.score_floor - rules.score_tol)
+    ious = box_iou(ref["boxes"][keep_r], test["boxes"][keep_t])
+    used = np.zeros(len(keep_t), dtype=bool)
+    box_ious, mask_ious, score_diffs = [], [], []
+    missing = 0
+    cut_r = _cutoff(ref["scores"], max_det, rules.score_tol)
+    cut_t = _cutoff(test["scores"], max_det, rules.score_tol)
+    for i in np.argsort(-ref["scores"][keep_r], kind="stable"):
+        ri = keep_r[i]
+        cand = ious[i].copy()
+        cand[used | (test["labels"][keep_t] != ref["labels"][ri])] = -1.0
+        j = int(np.argmax(cand)) if len(cand) else -1
+        if j < 0 or cand[j] < 0.5:
+            missing += int(ref["scores"][ri] > cut_t)
+            continue
+        used[j] = True
+        ti = keep_t[j]
+        box_ious.append(float(cand[j]))
+        mask_ious.append(mask_iou(ref["masks"][ri], test["masks"][ti]))
+        score_diffs.append(abs(float(ref["scores"][ri]) - float(test["scores"][ti])))
+    # an unmatched test detection only counts when it clearly clears the floor
+    floor = max(rules.score_floor + rules.score_tol, cut_r + 1e-12)
+    extra = int(np.sum(~used & (test["scores"][keep_t] >= floor)))
+    return ImageParity(
+        ref_count=len(keep_r),
+        test_count=len(keep_t),
+        matched=len(box_ious),
+        missing=missing,
+        extra=extra,
+        min_box_iou=min(box_ious, default=1.0),
+        min_mask_iou=min(mask_ious, default=1.0),
+        mean_mask_iou=float(np.mean(mask_ious)) if mask_ious else 1.0,
+        max_score_diff=max(score_diffs, default=0.0),
+    )
+
+
+def _cutoff(scores: np.ndarray, max_det: int | None, tol: float) -> float:
+    """Score up to which detections may be cut by ``max_det`` truncation (-inf when not truncated)."""
+    if max_det is None or len(scores) < max_det or len(scores) == 0:
+        return float("-inf")
+    return float(np.min(scores)) + tol

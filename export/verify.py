@@ -1,0 +1,80 @@
+"""Run an exported ONNX model and its PyTorch source on the same images and compare (see parity.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from maskrt.export.parity import Dets, ParityReport, ParityRules, artifact_dets, compare
+from maskrt.export.wrapper import ExportWrapper
+
+log = logging.getLogger(__name__)
+
+
+def ort_session(path: str | Path, threads: int = 2) -> Any:
+    """A CPU ONNX Runtime session for ``path``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run_ort(session: Any, image: np.ndarray) -> list[np.ndarray]:
+    """Artifact outputs for one ``[H, W, 3]`` uint8 BGR image."""
+    return session.run(None, {session.get_inputs()[0].name: image[None]})  # type: ignore[no-any-return]
+
+
+@torch.inference_mode()
+def run_wrapper(wrapper: ExportWrapper, image: np.ndarray) -> list[np.ndarray]:
+    """The PyTorch wrapper's outputs for one image, as numpy."""
+    out = wrapper(torch.from_numpy(np.ascontiguousarray(image))[None])
+    return [o.numpy() for o in out]
+
+
+@torch.inference_mode()
+def run_eager(model: torch.nn.Module, image: np.ndarray, mask_threshold: float = 0.5) -> Dets:
+    """The plain torchvision model on one BGR uint8 image (its own resize and full-resolution paste)."""
+    rgb = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
+    out = model([rgb])[0]
+    return {
+        "boxes": out["boxes"].numpy().astype(np.float32),
+        "scores": out["scores"].numpy().astype(np.float32),
+        "labels": out["labels"].numpy().astype(np.int64),
+        "masks": out["masks"][:, 0].numpy() > mask_threshold,
+    }
+
+
+def check_parity(
+    onnx_path: str | Path,
+    wrapper: ExportWrapper,
+    images: Sequence[np.ndarray],
+    rules: ParityRules | None = None,
+    eager: bool = True,
+    threads: int = 2,
+) -> tuple[ParityReport, ParityReport | None]:
+    """Compare ONNX Runtime with the PyTorch wrapper (the gate) and, if ``eager``, with ``model([image])``.
+
+    Returns:
+        ``(gate, agreement)``; ``agreement`` is ``None`` when ``eager`` is false.
+    """
+    rules = rules or ParityRules()
+    session = ort_session(onnx_path, threads)
+    gate = ParityReport(rules)
+    agree = ParityReport(rules) if eager else None
+    for k, image in enumerate(images):
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        test = artifact_dets(run_ort(session, image), hw, mask_threshold=rules.mask_threshold)
+        ref = artifact_dets(run_wrapper(wrapper, image), hw, mask_threshold=rules.mask_threshold)
+        gate.images.append(compare(ref, test, rules, wrapper.max_det))
+        if agree is not None:
+            eager_dets = run_eager(wrapper.model, image, rules.mask_threshold)
+            agree.images.append(compare(eager_dets, test, rules, wrapper.max_det))
+        log.debug("parity image %d: %s", k, gate.images[-1])
+    return gate, agree
