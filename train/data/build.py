@@ -20,8 +20,10 @@ from maskrt.train.data.geometry import (
     clip_polygon,
     mask_bbox,
     polygon_area,
+    polygon_perimeter,
     polygons_bbox,
     rasterize_polygons,
+    rasterized_pixels,
 )
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation
@@ -159,6 +161,11 @@ def make_annotation(
             log.add(item, "has no shape; skipped")
         return None
     if not masks:
+        # a shape thinner than about two pixels may cover no pixel by half: it would train on an empty mask
+        thin = sum(polygon_area(p) for p in polys) < sum(polygon_perimeter(p) for p in polys)
+        if thin and rasterized_pixels(polys, height, width) == 0:
+            log.add(item, "shape covers no pixel by half (thinner than a pixel, empty mask); skipped")
+            return None
         return Annotation(category, polygons=polys, bbox=polygons_bbox(polys), iscrowd=iscrowd, source=item)
     union = np.zeros((height, width), dtype=bool)
     for m in masks:

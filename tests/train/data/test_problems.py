@@ -367,3 +367,16 @@ def test_via_region_without_class(tmp_path: Path, fx: SimpleNamespace) -> None:
         f"{project}: regions[1] (image 'a.png'): class 'foam' is not one of the options of 'type' (unknown class); skipped"
     ]
     assert ds.num_instances == 4  # a: polygon, circle (rect skipped); b: ellipse, polygon
+
+
+def test_sliver_thinner_than_a_pixel_is_skipped(tmp_path: Path) -> None:
+    ds = with_ann(tmp_path, segmentation=[[40.1, 50.1, 80.1, 50.1, 80.1, 50.4, 40.1, 50.4]])
+    assert ds.problems == [
+        (
+            "annotations.json: annotation id 17 (image 'a.png'): shape covers no pixel by half "
+            "(thinner than a pixel, empty mask); skipped"
+        )
+    ]
+    good_ids_survive(ds)
+    thin_but_real = with_ann(tmp_path, segmentation=[[40, 50, 80, 50, 80, 51, 40, 51]])
+    assert thin_but_real.problems == [] and thin_but_real.num_instances == 4
