@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.images import check_image, resolve_image
@@ -32,19 +33,31 @@ def _parts(seg: Any, item: str, log: ProblemLog) -> list[Part] | None:
     if not isinstance(seg, list) or not seg:
         log.add(item, "has no segmentation (only a box?); skipped")
         return None
-    if all(_is_number(v) for v in seg):  # a bare polygon instead of a list of polygons
+    if _is_number(seg[0]):  # a bare polygon instead of a list of polygons
         seg = [seg]
     parts: list[Part] = []
     for k, poly in enumerate(seg):
         where = item if len(seg) == 1 else f"{item}, polygon {k + 1}"
-        if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+        arr = _numbers(poly)
+        if arr is None:
             log.add(where, "polygon is not a list of numbers; skipped")
             continue
-        if len(poly) % 2:
-            log.add(where, f"polygon has an odd number of coordinates ({len(poly)}); last one dropped")
-            poly = poly[:-1]
-        parts.append(Part(polygon=poly))
+        if len(arr) % 2:
+            log.add(where, f"polygon has an odd number of coordinates ({len(arr)}); last one dropped")
+            arr = arr[:-1]
+        parts.append(Part(polygon=arr.reshape(-1, 2)))
     return parts
+
+
+def _numbers(v: Any) -> np.ndarray | None:
+    """A flat list of numbers as a float array, ``None`` when it is anything else."""
+    if not isinstance(v, list):
+        return None
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.ndim == 1 else None
 
 
 def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[list[str], dict[Any, int]]:

@@ -20,7 +20,8 @@ def polygon_area(poly: np.ndarray) -> float:
     if len(p) < 3:
         return 0.0
     x, y = p[:, 0], p[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+    twice = np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0]
+    return float(abs(twice) / 2.0)
 
 
 def clip_polygon(poly: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -161,4 +162,7 @@ def rasterized_pixels(polys: list[np.ndarray], height: int, width: int) -> int:
 def polygon_perimeter(poly: np.ndarray) -> float:
     """Length of the closed outline, in pixels."""
     p = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-    return float(np.hypot(*(np.roll(p, -1, axis=0) - p).T).sum()) if len(p) > 1 else 0.0
+    if len(p) < 2:
+        return 0.0
+    d = np.diff(np.concatenate([p, p[:1]]), axis=0)
+    return float(np.hypot(d[:, 0], d[:, 1]).sum())
