@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +15,19 @@ import numpy as np
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
 
-from maskrt.atomic import atomic_open, write_text
+from maskrt.atomic import write_text
 from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 
 ANNOTATIONS = "annotations.json"
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary name and rename (no fsync per image: ``annotations.json``, written last, is)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def check_options(scene: str, size: int, count: int, what: str = "--images") -> None:
@@ -87,8 +95,7 @@ def generate_dataset(
         ok, buf = cv2.imencode(f".{image_format}", res.image, params)
         if not ok:
             raise MaskrtError("cannot encode the image; check free disk space and OpenCV's codecs", path=file)
-        with atomic_open(file, "wb") as f:
-            f.write(buf.tobytes())
+        _write_bytes(file, buf.tobytes())
         anns = [Annotation(CLASSES.index(it.category), rle=it.rle, bbox=tuple(float(v) for v in it.bbox)) for it in res.instances]  # type: ignore[misc]
         records.append(ImageRecord(file, size, size, anns, id=i + 1))
         scenes_used.append(name)

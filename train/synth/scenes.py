@@ -87,7 +87,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     # bubbles sitting on the heater: truncated at its surface by the heater drawn afterwards
     if heater != "none":
         for _ in range(int(rng.integers(2, 14))):
-            r = float(shapes.power_law_radii(rng, 1, 3 * s, 60 * s, 1.6)[0])
+            r = float(shapes.power_law_radii(rng, 1, max(1.6, 3 * s), 60 * s, 1.6)[0])
             cx = rng.uniform(-0.05, 1.05) * size
             b = r * rng.uniform(0.8, 1.1)
             cy = top - b * rng.uniform(0.35, 0.85)
@@ -102,7 +102,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
                 objs.append(SceneObject([poly], backlit_shading(rng, r, bg, s), "bubble"))
     # detached bubbles rising through the liquid
     n = int(rng.integers(4, 70))
-    radii = shapes.power_law_radii(rng, n, 2.5 * s, rng.uniform(25, 70) * s, rng.uniform(1.4, 2.4))
+    radii = shapes.power_law_radii(rng, n, max(1.6, 2.5 * s), rng.uniform(25, 70) * s, rng.uniform(1.4, 2.4))
     for r in radii:
         cx = rng.uniform(-0.05, 1.05) * size
         cy = rng.uniform(-0.05, 1.0) * (top if heater == "plate" else size)
@@ -128,7 +128,7 @@ def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
     bg = rng.uniform(35, 110)
     background = rough_surface(rng, size, size, bg)
     n = int(rng.integers(15, 130))
-    radii = shapes.power_law_radii(rng, n, 2.5 * s, rng.uniform(30, 90) * s, rng.uniform(1.2, 2.0))
+    radii = shapes.power_law_radii(rng, n, max(1.6, 2.5 * s), rng.uniform(30, 90) * s, rng.uniform(1.2, 2.0))
     irregular = rng.uniform(0.05, 0.35)
     objs: list[SceneObject] = []
     for r in radii:

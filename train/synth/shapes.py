@@ -37,19 +37,32 @@ def blob(
         ``(K, 2)`` float64 polygon.
     """
     n = _vertex_count(max(a, b))
-    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
-    r = np.ones_like(t)
+    t = _angles(n)
     if wobble > 0:
         if harmonics is None:
             assert rng is not None
             harmonics = random_harmonics(rng)
-        for k, (amp, phase) in enumerate(harmonics, start=2):
-            r = r + wobble * amp * np.cos(k * t + phase)
-        r = np.maximum(r, 0.35)
+        modes = np.cos(_MODES[:, None] * t[None, :] + harmonics[:, 1:2])
+        r = np.maximum(1.0 + wobble * (harmonics[:, 0] @ modes), 0.35)
+    else:
+        r = 1.0
     x = a * r * np.cos(t)
     y = b * r * np.sin(t)
     c, s = np.cos(angle), np.sin(angle)
-    return np.stack([cx + c * x - s * y, cy + s * x + c * y], axis=1)
+    out = np.empty((n, 2))
+    out[:, 0] = cx + c * x - s * y
+    out[:, 1] = cy + s * x + c * y
+    return out
+
+
+_MODES = np.arange(2.0, 6.0)
+_ANGLES: dict[int, np.ndarray] = {}
+
+
+def _angles(n: int) -> np.ndarray:
+    if n not in _ANGLES:
+        _ANGLES[n] = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    return _ANGLES[n]
 
 
 def random_harmonics(rng: np.random.Generator) -> np.ndarray:
@@ -116,7 +129,10 @@ def power_law_radii(rng: np.random.Generator, n: int, r_min: float, r_max: float
 def place_circles(
     rng: np.random.Generator, size: int, radii: np.ndarray, gap: float, limit: int, margin: float = 0.05
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scatter non-touching circles, biggest first, rejecting any that would come within ``gap`` of another.
+    """Scatter non-touching circles, biggest first, each at least ``gap`` from the others (to about a pixel).
+
+    Candidates are placed in batches of growing size: each batch samples centres from the free space
+    left by the earlier ones (a distance transform), then resolves clashes inside the batch greedily.
 
     Args:
         rng: random source.
@@ -128,15 +144,42 @@ def place_circles(
     Returns:
         ``(x, y, r)`` arrays of the placed circles.
     """
+    import cv2
+
     cand = np.sort(np.asarray(radii, dtype=np.float64))[::-1]
-    xs, ys = rng.uniform(-margin, 1 + margin, size=(2, len(cand))) * size
-    px, py, pr = np.empty(len(cand)), np.empty(len(cand)), np.empty(len(cand))
-    n = 0
-    for x, y, r in zip(xs, ys, cand):
-        if n and np.any(np.hypot(px[:n] - x, py[:n] - y) < pr[:n] + r + gap):
-            continue
-        px[n], py[n], pr[n] = x, y, r
-        n += 1
-        if n >= limit:
+    m = int(np.ceil(margin * size))
+    side = size + 2 * m
+    free = np.full((side, side), 255, np.uint8)
+    out_x: list[float] = []
+    out_y: list[float] = []
+    out_r: list[float] = []
+    start, batch = 0, 4
+    while start < len(cand) and len(out_r) < limit:
+        rs = cand[start : start + batch]
+        start += batch
+        batch = min(batch * 2, 256)
+        dist = cv2.distanceTransform(free, cv2.DIST_L2, 3)
+        pool = np.flatnonzero(dist.ravel() >= rs.min() + gap)
+        if len(pool) == 0:
             break
-    return px[:n], py[:n], pr[:n]
+        pick = pool[rng.integers(0, len(pool), size=len(rs))]
+        py, px = np.divmod(pick, side)
+        cx = px + rng.uniform(-0.5, 0.5, len(rs))
+        cy = py + rng.uniform(-0.5, 0.5, len(rs))
+        ok = dist.ravel()[pick] >= rs + gap + 0.5
+        acc: list[int] = []
+        for k in np.flatnonzero(ok):
+            if acc:
+                a = np.asarray(acc)
+                if np.any(np.hypot(cx[a] - cx[k], cy[a] - cy[k]) < rs[a] + rs[k] + gap):
+                    continue
+            acc.append(int(k))
+            if len(out_r) + len(acc) >= limit:
+                break
+        for k in acc:
+            cv2.circle(free, (int(round(cx[k] * 16)), int(round(cy[k] * 16))), int(np.ceil(rs[k] * 16)), 0, -1,
+                       cv2.LINE_8, shift=4)
+            out_x.append(float(cx[k] - m))
+            out_y.append(float(cy[k] - m))
+            out_r.append(float(rs[k]))
+    return np.asarray(out_x), np.asarray(out_y), np.asarray(out_r)

@@ -77,7 +77,7 @@ def render_video(
         raise MaskrtError(f"synth: --fps {fps} must be positive")
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise MaskrtError(f"synth: video name {out} should end in .mp4 (written with the mp4v codec)", path=out)
+        raise MaskrtError("video name should end in .mp4 (written with the mp4v codec); rename the output", path=out)
     rng = np.random.default_rng([int(seed), 1 << 20])
     name = pick_scene(scene, rng)
     sim = SIMULATIONS[name](rng, size)
