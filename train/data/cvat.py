@@ -162,8 +162,10 @@ def load_cvat(
             declared: tuple[int, int] | None = (int(im.get("width", "")), int(im.get("height", "")))
         except ValueError:
             declared = None
+        subset = im.get("subset")  # project exports keep each subset's images in images/<subset>/
+        dirs = search + [path.parent / "images" / subset] if subset else search
         found = locate_image(
-            name, search, item, log, declared=declared, decode=decode_images, n_instances=len(shapes)
+            name, dirs, item, log, declared=declared, decode=decode_images, n_instances=len(shapes)
         )
         if found is None:
             continue

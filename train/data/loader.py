@@ -238,7 +238,10 @@ def load_dataset(
             if on_split is not None:
                 on_split(s.name)
             sub_fmt, target = detect_format(s, fmt)
-            part = _load_one(sub_fmt, target, display_name(target, path), **opts)  # type: ignore[arg-type]
+            split_opts = dict(opts)
+            if img_dir is not None and (img_dir / s.name).is_dir():
+                split_opts["images"] = img_dir / s.name  # --images DIR with DIR/train, DIR/valid, ...
+            part = _load_one(sub_fmt, target, display_name(target, path), **split_opts)  # type: ignore[arg-type]
             logger.info(
                 "%s: %s, %d images, %d instances", s.name, sub_fmt, len(part.images), part.num_instances
             )
