@@ -3,7 +3,8 @@
 Categories map to 0-based classes in id order. A category is a class when it has annotations or when
 no other category names it as its supercategory, so Roboflow-style exports, whose id 0 is an unused
 parent ("Bubbles-IFQb" above "taylor bubble"), give exactly the real classes, and ids with gaps work.
-Images are looked for in the folder passed as ``images``, else beside the JSON and in ``images/``.
+Images are looked for in the folder passed as ``images``, else beside the JSON, in ``images/`` beside it,
+and in ``../images/`` when the JSON sits in an ``annotations/`` folder (CVAT's COCO export).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def load_coco(
 
     search = [images] if images is not None else []
     search += [path.parent, path.parent / "images"]
+    if path.parent.name == "annotations":  # CVAT/Datumaro COCO export: annotations/ beside images/
+        search.append(path.parent.parent / "images")
 
     by_id: dict[Any, dict[str, Any]] = {}
     for k, im in enumerate(data["images"]):

@@ -135,3 +135,33 @@ def test_convert_round_trip_keeps_instances(
     out = tmp_path / "out" / "coco.json"
     load_dataset(xml).save_coco(out)
     assert_same(load_dataset(out), load_dataset(path))
+
+
+def test_coco_export_layout_with_annotations_and_images_folders(
+    twin: tuple[Path, list], fx: SimpleNamespace, tmp_path: Path
+) -> None:
+    path, imgs = twin
+    root = tmp_path / "export"
+    fx.write_images(root / "images", imgs)
+    (root / "annotations").mkdir()
+    coco = fx.write_coco(root / "annotations", imgs, "instances_default.json")
+    assert detect_format(root) == ("coco", coco)
+    assert_same(load_dataset(root, images=root / "images"), load_dataset(path))
+    assert_same(load_dataset(root), load_dataset(path))
+
+
+def test_unknown_files_and_folders_are_user_errors(tmp_path: Path) -> None:
+    from maskrt.errors import MaskrtError
+
+    (tmp_path / "notes.json").write_text('{"hello": 1}')
+    with pytest.raises(MaskrtError, match=r"notes\.json: not a known annotation file; pass --format"):
+        load_dataset(tmp_path / "notes.json")
+    with pytest.raises(MaskrtError, match="no COCO JSON, VIA JSON, CVAT XML or labelme JSONs found"):
+        load_dataset(tmp_path)
+    with pytest.raises(MaskrtError, match="no such file or folder"):
+        load_dataset(tmp_path / "missing")
+    (tmp_path / "via3.json").write_text(
+        '{"project": {"vid_list": []}, "config": {}, "attribute": {}, "file": {}, "metadata": {}}'
+    )
+    with pytest.raises(MaskrtError, match="VIA version 3 projects are not supported"):
+        load_dataset(tmp_path / "via3.json")
