@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from maskrt.runtime.bench.runner import STAGES, BenchRow
+from maskrt.runtime.bench.runner import BenchRow
 from maskrt.runtime.bench.sysinfo import describe
 
 from maskrt.atomic import atomic_path, write_text
@@ -81,16 +81,20 @@ def _model_name(row: Mapping[str, Any]) -> str:
     return Path(row["model"]).name
 
 
+SHORT = {"preprocess": "pre", "postprocess": "post"}
+
+
 def _stage_split(row: Mapping[str, Any]) -> str:
+    """``pre 0.4 · infer 120.3 · post 2.1 · draw 3.0``: every timed stage's median, in pipeline order."""
     stages = row.get("stages") or {}
-    return " / ".join(_fmt(stages.get(s, {}).get("p50")) for s in STAGES)
+    return " · ".join(f"{SHORT.get(name, name)} {_fmt(v.get('p50'))}" for name, v in stages.items()) or "-"
 
 
 def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, cells and numbered notes (why rows failed or were unavailable) for both tables."""
     notes: list[str] = []
     header = ["Model", "Backend", "Status", "Size MB", "Input", "p50 ms", "p90 ms", "p99 ms", "min/max ms",
-              "FPS p50/run", "pre/infer/post/draw ms (p50)", "Inst.", "Peak RSS MB", "GPU MB", "vs eager"]
+              "FPS p50/run", "stages ms (p50)", "Inst.", "Peak RSS MB", "GPU MB", "vs eager"]
     cells = []
     for r in doc["rows"]:
         lat = r.get("latency") or {}
@@ -110,9 +114,18 @@ def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
     return header, cells, notes
 
 
-def to_markdown(doc: Mapping[str, Any]) -> str:
-    """A Markdown table (for the README) with the system line and the run's settings above it."""
+COMPACT = ("Model", "Backend", "Status", "Input", "p50 ms", "p99 ms", "FPS p50/run", "Inst.", "vs eager")
+
+
+def to_markdown(doc: Mapping[str, Any], compact: bool = False) -> str:
+    """A Markdown table (for the README) with the system line and the run's settings above it.
+
+    ``compact`` keeps only the columns of :data:`COMPACT` (for summaries).
+    """
     header, cells, notes = table_rows(doc)
+    if compact:
+        keep = [header.index(c) for c in COMPACT]
+        header, cells = [header[i] for i in keep], [[row[i] for i in keep] for row in cells]
     cfg = doc.get("config", {})
     lines = [
         f"System: {describe(doc['system'])}",
