@@ -83,7 +83,10 @@ def letterbox(
     if (new_h, new_w) == (h, w):
         out[:h, :w] = frame
     else:
-        cv2.resize(frame, (new_w, new_h), dst=out[:new_h, :new_w], interpolation=cv2.INTER_LINEAR)
+        # area averaging when shrinking (no aliasing of fine bubbles), bilinear when enlarging: the same
+        # rule the exporter's parity images use (export/scenes.py)
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        cv2.resize(frame, (new_w, new_h), dst=out[:new_h, :new_w], interpolation=interp)
     if new_w < in_w:
         out[:, new_w:] = pad_value
     if new_h < in_h:

@@ -5,10 +5,11 @@ frame is one host->device copy, ``execute_async_v3`` on one CUDA stream, and the
 of the outputs. Tensors are bound by name (``get_tensor_name`` / ``set_tensor_address``), never by
 binding index.
 
-An engine only runs on the GPU model and TensorRT version it was built with. The exporter writes a
-sidecar JSON next to it (:func:`maskrt.artifact.engine_sidecar`): the artifact metadata under
-``"props"`` and the build environment (``"gpu_name"``, ``"compute_capability"``, ``"tensorrt_version"``).
-Engines from another GPU or TensorRT version are refused with a message to rebuild them here.
+An engine only runs on the GPU architecture and TensorRT version it was built with. The exporter
+writes a sidecar JSON next to it (:func:`maskrt.artifact.engine_sidecar`): one flat object with the
+ONNX model's ``maskrt.*`` props and the build environment (:data:`maskrt.artifact.ENGINE_KEYS`:
+``tensorrt_version``, ``gpu_name``, ``compute_capability``). Engines from another GPU architecture or
+TensorRT version are refused with a message to rebuild them on this device.
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ class TensorRTBackend:
         self.outputs: list[str] = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
-            shape = tuple(int(v) for v in engine.get_tensor_shape(name))
+            dims = engine.get_tensor_shape(name)
+            shape = tuple(int(dims[k]) for k in range(len(dims)))
             if any(v < 0 for v in shape):
                 raise MaskrtError(f"tensor {name} has a dynamic shape {shape}; export a static engine", path=self.path)
             dtype = np.dtype(trt_mod.nptype(engine.get_tensor_dtype(name)))
