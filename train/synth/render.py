@@ -40,6 +40,7 @@ class Shading:
     highlight: float = 0.0
     light: tuple[float, float] = (-0.6, -0.8)
     texture: float = 0.0
+    rim_line: float = 0.0
 
 
 @dataclass
@@ -48,7 +49,8 @@ class SceneObject:
 
     ``category`` None marks an occluder (a heater block, a tube wall): it hides what is behind it but is
     not an instance. ``uid`` is a persistent object id (kept across video frames). ``motion`` is the
-    blur streak ``(dx, dy)`` in pixels traced during the exposure.
+    blur streak ``(dx, dy)`` in pixels traced during the exposure; ``defocus`` the Gaussian blur (sigma,
+    pixels) of an object outside the depth of field. Blurred objects own the pixels they cover by half or more.
     """
 
     polygons: list[np.ndarray]
@@ -56,6 +58,7 @@ class SceneObject:
     category: str | None = "bubble"
     uid: int = 0
     motion: tuple[float, float] = (0.0, 0.0)
+    defocus: float = 0.0
 
 
 @dataclass
@@ -113,7 +116,10 @@ def _shade(sh: Shading, inside: np.ndarray, rng: np.random.Generator) -> np.ndar
             dd = cv2.warpAffine(d, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             dd = np.minimum(dd, d + abs(ox) + abs(oy))
         t = smoothstep(sh.rim_width - sh.soft, sh.rim_width + sh.soft, dd)
+        t = t * smoothstep(0.0, max(1.0, 0.3 * sh.rim_width), d)  # the rim stays dark all round
         v = sh.rim + (sh.interior - sh.rim) * t
+        if sh.rim_line:  # a lighter line inside the dark rim (thick-walled tubes, lens-like bubbles)
+            v = v + sh.rim_line * np.exp(-0.5 * ((d - 0.5 * sh.rim_width) / max(0.5, 0.12 * sh.rim_width)) ** 2)
     elif sh.kind == "droplet":
         ys, xs = np.nonzero(inside)
         cx, cy = xs.mean(), ys.mean()
@@ -163,7 +169,7 @@ class Canvas:
         """Draw ``obj`` on top of everything drawn so far."""
         allp = np.concatenate(obj.polygons, axis=0)
         mdx, mdy = obj.motion
-        pad = 3 + int(np.ceil(max(abs(mdx), abs(mdy)) / 2.0))
+        pad = 3 + int(np.ceil(max(abs(mdx), abs(mdy)) / 2.0 + 3 * obj.defocus))
         bx0 = int(np.floor(allp[:, 0].min())) - pad
         by0 = int(np.floor(allp[:, 1].min())) - pad
         bx1 = int(np.ceil(allp[:, 0].max())) + pad + 1
@@ -192,6 +198,10 @@ class Canvas:
             ker = _motion_kernel(mdx, mdy)
             pv = cv2.filter2D(value * a, -1, ker, borderType=cv2.BORDER_CONSTANT)
             a = cv2.filter2D(a, -1, ker, borderType=cv2.BORDER_CONSTANT)
+            value = pv / np.maximum(a, 1e-4)
+        if obj.defocus > 0.3:
+            pv = cv2.GaussianBlur(value * a, (0, 0), obj.defocus)
+            a = cv2.GaussianBlur(a, (0, 0), obj.defocus)
             value = pv / np.maximum(a, 1e-4)
         sy, sx = slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0)
         a, value = a[sy, sx], value[sy, sx]

@@ -84,10 +84,11 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
         top, wire = float(size), None
     exposure = rng.uniform(0.3, 1.2) if rng.uniform() < 0.5 else 0.0
     coalesce = rng.uniform(0.0, 0.4)
+    depth = rng.uniform(0.0, 0.3)
     # bubbles sitting on the heater: truncated at its surface by the heater drawn afterwards
     if heater != "none":
-        for _ in range(int(rng.integers(2, 14))):
-            r = float(shapes.power_law_radii(rng, 1, max(1.6, 3 * s), 60 * s, 1.6)[0])
+        for _ in range(int(rng.integers(3, 20))):
+            r = float(shapes.power_law_radii(rng, 1, max(1.6, 3 * s), 80 * s, 1.4)[0])
             cx = rng.uniform(-0.05, 1.05) * size
             b = r * rng.uniform(0.8, 1.1)
             cy = top - b * rng.uniform(0.35, 0.85)
@@ -109,7 +110,12 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
         polys = _backlit_bubble(rng, cx, cy, float(r), bg, s, coalesce)
         vy = -(2.0 + 0.35 * r / s) * s * exposure
         motion = (rng.uniform(-0.3, 0.3) * vy, vy)
-        objs.append(SceneObject(polys, backlit_shading(rng, float(r), bg, s), "bubble", motion=motion))
+        sh = backlit_shading(rng, float(r), bg, s)
+        defocus = 0.0
+        if rng.uniform() < depth:  # outside the depth of field: blurred and paler
+            defocus = rng.uniform(0.8, 3.0) * s + 0.05 * r
+            sh.rim = sh.rim + (bg - sh.rim) * rng.uniform(0.2, 0.55)
+        objs.append(SceneObject(polys, sh, "bubble", motion=motion, defocus=defocus))
     order = rng.permutation(len(objs))
     objs = [objs[i] for i in order]
     if heater == "plate":
@@ -127,7 +133,7 @@ def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
     s = size / 512.0
     bg = rng.uniform(35, 110)
     background = rough_surface(rng, size, size, bg)
-    n = int(rng.integers(15, 130))
+    n = int(rng.integers(20, 180))
     radii = shapes.power_law_radii(rng, n, max(1.6, 2.5 * s), rng.uniform(30, 90) * s, rng.uniform(1.2, 2.0))
     irregular = rng.uniform(0.05, 0.35)
     objs: list[SceneObject] = []

@@ -53,6 +53,7 @@ def taylor(rng: np.random.Generator, size: int) -> Scene:
         tubes.append((cx - np.sin(angle) * off, cy + np.cos(angle) * off))
     direction = 1.0 if rng.uniform() < 0.5 else -1.0
     rim = rng.uniform(10, 60)
+    rim_line = rng.uniform(0, 70) if rng.uniform() < 0.5 else 0.0
     for tx, ty in tubes:
         r_out = r_in + rng.uniform(1.5, 7) * s
         nn = -(xx - tx) * np.sin(angle) + (yy - ty) * np.cos(angle)
@@ -80,6 +81,7 @@ def taylor(rng: np.random.Generator, size: int) -> Scene:
                 rim_width=diameter * rng.uniform(0.05, 0.13) + 1.0 * s,
                 soft=0.7,
                 core_offset=(0.0, rng.uniform(-1.5, 1.5) * s),
+                rim_line=rim_line,
             )
             objs.append(SceneObject([poly], sh, "bubble"))
             intervals.append((u, u + length))
