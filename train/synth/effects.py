@@ -87,11 +87,3 @@ def apply_camera(scene: np.ndarray, cam: Camera, rng: np.random.Generator) -> np
         return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
     bgr = np.stack([grey * b, grey * g, grey * r], axis=2)
     return np.clip(bgr, 0, 255).astype(np.uint8)
-
-
-def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode as JPEG at ``quality`` to bake in compression artefacts."""
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        return img
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)

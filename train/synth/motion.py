@@ -105,7 +105,7 @@ class BoilingSide(Simulation):
                 self.bodies.append(b)
                 site["bubble"] = b.uid
                 continue
-            b = by_id[site["bubble"]]
+            b = by_id[int(site["bubble"])]
             b.r += site["rate"] * (b.target / max(b.r, 1.0)) ** 0.5 * 0.5  # fast at first, slower later
             b.y = self.top - b.r * 0.75
             if b.r >= b.target:

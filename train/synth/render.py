@@ -106,13 +106,14 @@ def _shade(sh: Shading, inside: np.ndarray, rng: np.random.Generator) -> np.ndar
     """Grey values (float32) of one object over its crop, given its binary footprint."""
     h, w = inside.shape
     d = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
+    v: np.ndarray
     if sh.kind == "flat":
         v = np.full((h, w), sh.interior, np.float32)
     elif sh.kind == "backlit":
         dd = d
         ox, oy = sh.core_offset
         if ox or oy:
-            m = np.float32([[1, 0, ox], [0, 1, oy]])
+            m = np.array([[1, 0, ox], [0, 1, oy]], np.float32)
             dd = cv2.warpAffine(d, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             dd = np.minimum(dd, d + abs(ox) + abs(oy))
         t = smoothstep(sh.rim_width - sh.soft, sh.rim_width + sh.soft, dd)
@@ -193,7 +194,7 @@ class Canvas:
         if not inside.any():
             return
         value = _shade(obj.shading, inside, rng)
-        a = alpha.astype(np.float32) * (1.0 / 255.0)
+        a: np.ndarray = alpha.astype(np.float32) * (1.0 / 255.0)
         if abs(mdx) + abs(mdy) >= 1.0:
             ker = _motion_kernel(mdx, mdy)
             pv = cv2.filter2D(value * a, -1, ker, borderType=cv2.BORDER_CONSTANT)

@@ -147,7 +147,7 @@ def place_circles(
     import cv2
 
     cand = np.sort(np.asarray(radii, dtype=np.float64))[::-1]
-    m = int(np.ceil(margin * size))
+    m: int = int(np.ceil(margin * size))
     side = size + 2 * m
     free = np.full((side, side), 255, np.uint8)
     out_x: list[float] = []
@@ -176,10 +176,10 @@ def place_circles(
             acc.append(int(k))
             if len(out_r) + len(acc) >= limit:
                 break
-        for k in acc:
-            cv2.circle(free, (int(round(cx[k] * 16)), int(round(cy[k] * 16))), int(np.ceil(rs[k] * 16)), 0, -1,
+        for j in acc:
+            cv2.circle(free, (round(cx[j] * 16), round(cy[j] * 16)), int(np.ceil(rs[j] * 16)), 0, -1,
                        cv2.LINE_8, shift=4)
-            out_x.append(float(cx[k] - m))
-            out_y.append(float(cy[k] - m))
-            out_r.append(float(rs[k]))
+            out_x.append(float(cx[j] - m))
+            out_y.append(float(cy[j] - m))
+            out_r.append(float(rs[j]))
     return np.asarray(out_x), np.asarray(out_y), np.asarray(out_r)

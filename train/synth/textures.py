@@ -51,7 +51,7 @@ def rough_surface(rng: np.random.Generator, h: int, w: int, level: float) -> np.
 
 def brushed_metal(rng: np.random.Generator, h: int, w: int, level: float) -> np.ndarray:
     """A condenser surface: streaks along one direction plus slow shading."""
-    streak = rng.standard_normal((h, max(2, w // 64))).astype(np.float32)
+    streak: np.ndarray = rng.standard_normal((h, max(2, w // 64))).astype(np.float32)
     streak = cv2.resize(streak, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.uniform() < 0.5:
         streak = cv2.resize(streak.T.copy(), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -88,7 +88,7 @@ def render_video(
         fdir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     with atomic_path(out) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (size, size))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (size, size))
         if not writer.isOpened():
             raise MaskrtError("cannot open a video writer (mp4v); check OpenCV's video support", path=out)
         try:
