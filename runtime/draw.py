@@ -1,7 +1,7 @@
 """Draw instances on a frame: translucent masks, contours, boxes, labels and a status line.
 
-Blending touches only the pixels inside each box, so drawing 100 instances on a large frame costs
-about as much as the masks' area, not frames x instances.
+Blending touches only the pixels inside each box (OpenCV calls on the box, no float copies), so
+drawing 100 instances on a large frame costs about as much as the masks' area, not frames x instances.
 """
 
 from __future__ import annotations
@@ -58,21 +58,18 @@ def draw_overlay(
     out = to_bgr(frame).copy()
     h, w = out.shape[:2]
     font, fscale, thick = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, min(h, w) / 1400), 1
-    lw = max(1, round(min(h, w) / 500))
+    lw = max(1, round(min(h, w) / 700))
     names = inst.labels
-    for i in range(len(inst)):
-        key = int(ids[i]) if ids is not None else i
+    keys = [int(ids[i]) if ids is not None else i for i in range(len(inst))]
+    if alpha > 0 and len(inst):
+        _blend(out, inst, [colour(k) for k in keys], alpha)
+    for i, key in enumerate(keys):
         col = colour(key)
         x0, y0, x1, y1 = (int(v) for v in inst.regions[i])
-        crop = inst.crops[i]
-        if x1 > x0 and y1 > y0 and crop.any():
-            sub = out[y0:y1, x0:x1]
-            if alpha > 0:
-                px = sub[crop].astype(np.float32)
-                sub[crop] = (px * (1.0 - alpha) + np.array(col, np.float32) * alpha + 0.5).astype(np.uint8)
-            if contours:
-                cs, _ = cv2.findContours(crop.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-                cv2.drawContours(out, cs, -1, col, lw, lineType=cv2.LINE_AA, offset=(x0, y0))
+        if contours and x1 > x0 and y1 > y0:
+            img = np.ascontiguousarray(inst.crops[i]).view(np.uint8)
+            cs, _ = cv2.findContours(img, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, cs, -1, col, lw, lineType=cv2.LINE_8, offset=(x0, y0))
         bx0, by0, bx1, by1 = (round(float(v)) for v in inst.boxes[i])
         if boxes:
             cv2.rectangle(out, (bx0, by0), (bx1, by1), col, lw)
@@ -88,6 +85,21 @@ def draw_overlay(
     if status:
         _text(out, status, (4, 4 + int(22 * fscale / 0.5)), font, fscale * 1.2, thick, (255, 255, 255), bg=(0, 0, 0))
     return out
+
+
+def _blend(out: np.ndarray, inst: Instances, colours: list[tuple[int, int, int]], alpha: float) -> None:
+    """Tint every mask pixel with its instance's colour, touching only the pixels inside each box.
+
+    Lowest scores first, so that where masks overlap the best instance's colour is on top.
+    """
+    for i in np.argsort(-inst.scores, kind="stable")[::-1].tolist():
+        x0, y0, x1, y1 = (int(v) for v in inst.regions[i])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        sub = out[y0:y1, x0:x1]
+        c = colours[i]
+        blended = cv2.add(cv2.convertScaleAbs(sub, alpha=1.0 - alpha), (c[0] * alpha, c[1] * alpha, c[2] * alpha, 0.0))
+        cv2.copyTo(blended, np.ascontiguousarray(inst.crops[i]).view(np.uint8), sub)  # writes into the view
 
 
 def _text(

@@ -35,20 +35,19 @@ Roi = tuple[int, int, int, int]
 
 def chain_perimeter(contour: np.ndarray) -> float:
     """Length of a closed 8-connected pixel contour (Vossepoel-Smeulders estimator)."""
-    pts = contour.reshape(-1, 2).astype(np.int64)
+    pts = contour.reshape(-1, 2)
     if len(pts) < 2:
         return 0.0
-    steps = np.diff(np.vstack([pts, pts[:1]]), axis=0)
-    kind = np.abs(steps).sum(axis=1)
-    n_even = int(np.count_nonzero(kind == 1))
-    n_odd = int(np.count_nonzero(kind == 2))
-    n_corner = int(np.count_nonzero(np.any(steps != np.roll(steps, 1, axis=0), axis=1)))
+    steps = np.diff(pts, axis=0, append=pts[:1])
+    n_odd = int(np.count_nonzero(steps[:, 0] * steps[:, 1]))  # diagonal steps move in x and y
+    n_even = len(steps) - n_odd
+    turn = steps[1:] != steps[:-1]
+    n_corner = int(np.count_nonzero(turn[:, 0] | turn[:, 1])) + int(bool((steps[0] != steps[-1]).any()))
     return 0.980 * n_even + 1.406 * n_odd - 0.091 * n_corner
 
 
-def _shape(crop: np.ndarray) -> dict[str, float]:
-    """Contour-based measures of one crop: perimeter, and the outline polygon's perimeter, area and hull area."""
-    img = crop.astype(np.uint8)
+def _shape(img: np.ndarray) -> dict[str, float]:
+    """Contour-based measures of one uint8 crop: perimeter, and the outline polygon's perimeter, area, hull area."""
     contours, _ = cv2.findContours(img, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return {"perimeter": 0.0, "poly_perimeter": 0.0, "poly_area": 0.0, "hull_area": 0.0}
@@ -62,16 +61,6 @@ def _shape(crop: np.ndarray) -> dict[str, float]:
         "poly_area": float(sum(cv2.contourArea(p) for p in polys)),
         "hull_area": float(cv2.contourArea(hull)),
     }
-
-
-def _touches(region: np.ndarray, crop: np.ndarray, bounds: Roi) -> bool:
-    x0, y0, _x1, _y1 = (int(v) for v in region)
-    bx0, by0, bx1, by1 = bounds
-    if crop.size == 0 or not crop.any():
-        return False
-    cols = np.flatnonzero(crop.any(axis=0)) + x0
-    rows = np.flatnonzero(crop.any(axis=1)) + y0
-    return bool(cols[0] <= bx0 or cols[-1] >= bx1 - 1 or rows[0] <= by0 or rows[-1] >= by1 - 1)
 
 
 def measure_instances(inst: Instances, um_per_px: float | None = None, roi: Roi | None = None) -> list[dict[str, Any]]:
@@ -94,9 +83,10 @@ def measure_instances(inst: Instances, um_per_px: float | None = None, roi: Roi 
     labels = inst.labels
     rows: list[dict[str, Any]] = []
     for i in range(len(inst)):
-        crop = inst.crops[i]
+        crop = np.ascontiguousarray(inst.crops[i])
+        img = crop.view(np.uint8)  # bool and uint8 share a layout: no copy
         x0, y0 = int(inst.regions[i][0]), int(inst.regions[i][1])
-        m = cv2.moments(crop.astype(np.uint8), binaryImage=True) if crop.size else {"m00": 0.0}
+        m = cv2.moments(img, binaryImage=True) if crop.size else {"m00": 0.0}
         area = float(m["m00"])
         row: dict[str, Any] = {
             "index": i,
@@ -122,9 +112,9 @@ def measure_instances(inst: Instances, um_per_px: float | None = None, roi: Roi 
         theta = -0.5 * math.degrees(math.atan2(2 * cov_xy, cov_xx - cov_yy)) + 0.0  # + 0.0: no "-0.0"
         if theta <= -90.0:
             theta += 180.0
-        shape = _shape(crop)
-        cols = np.flatnonzero(crop.any(axis=0))
-        rws = np.flatnonzero(crop.any(axis=1))
+        shape = _shape(img)
+        rx, ry, rw, rh = cv2.boundingRect(img)  # tight box of the nonzero pixels
+        bx0, by0, bx1, by1 = rx + x0, ry + y0, rx + rw + x0, ry + rh + y0
         perim = shape["perimeter"]
         row.update(
             area_px=round(area),
@@ -132,10 +122,10 @@ def measure_instances(inst: Instances, um_per_px: float | None = None, roi: Roi 
             perimeter_px=perim,
             centroid_x_px=cx,
             centroid_y_px=cy,
-            bbox_x0_px=int(cols[0]) + x0,
-            bbox_y0_px=int(rws[0]) + y0,
-            bbox_x1_px=int(cols[-1]) + x0 + 1,
-            bbox_y1_px=int(rws[-1]) + y0 + 1,
+            bbox_x0_px=bx0,
+            bbox_y0_px=by0,
+            bbox_x1_px=bx1,
+            bbox_y1_px=by1,
             major_axis_px=major,
             minor_axis_px=minor,
             orientation_deg=theta,
@@ -144,7 +134,7 @@ def measure_instances(inst: Instances, um_per_px: float | None = None, roi: Roi 
                 4.0 * math.pi * shape["poly_area"] / shape["poly_perimeter"] ** 2 if shape["poly_perimeter"] > 0 else None
             ),
             solidity=shape["poly_area"] / shape["hull_area"] if shape["hull_area"] > 0 else 1.0,
-            touches_border=_touches(inst.regions[i], crop, bounds),
+            touches_border=bool(bx0 <= bounds[0] or by0 <= bounds[1] or bx1 >= bounds[2] or by1 >= bounds[3]),
             in_roi=bool(bounds[0] <= cx < bounds[2] and bounds[1] <= cy < bounds[3]),
         )
         rows.append(row)

@@ -21,8 +21,8 @@ def test_overlay_blends_only_inside_masks() -> None:
     assert out is not frame and (frame == 50).all()
     changed = (out != frame).any(axis=2)
     np.testing.assert_array_equal(changed, inst.masks.any(axis=0))
-    expected = (50 * 0.5 + np.array(colour(0)) * 0.5 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(out[20, 20], expected)
+    expected = 50 * 0.5 + np.array(colour(0)) * 0.5
+    assert np.abs(out[20, 20] - expected).max() <= 1
 
 
 def test_ids_pick_stable_colours_and_grey_frames_work() -> None:
