@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SUMMARY = RESULTS / "summary.md"
 RUN_LOG = RESULTS / "run_all.json"
-NOT_SCRIPTS = ("run_all.py",)
+NOT_SCRIPTS = ("run_all.py", "gpu_check.py")  # gpu_check runs on a GPU machine, by gpu_check.sh
 
 
 def scripts() -> list[Path]:

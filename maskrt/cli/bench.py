@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -134,37 +134,38 @@ def _split(values: list[str]) -> list[str]:
 
 @app.command()
 def bench(
-    models: list[Path] = typer.Argument(None, help="Model artifacts (.onnx, .engine) to measure.", show_default=False),
-    backend: list[str] = typer.Option(
-        ["auto"], "--backend", "-b", help="auto|ort-cpu|ort-cuda|ort-trt|trt; repeat or comma-separate for several."
-    ),
-    imgsz: int | None = typer.Option(
-        None, "--imgsz", help="Size of the synthetic frames and of the eager model's input "
-        "(default: the first model's input size, else 512)."
-    ),
-    threads: int | None = typer.Option(None, "--threads", "-t", help="CPU threads (ONNX Runtime and torch)."),
-    conf: float | None = typer.Option(
-        None, "--conf", help="Score threshold for every row (default: the model's own; lower it to load the "
-        "postprocess of an untrained model)."
-    ),
-    warmup: int = typer.Option(5, "--warmup", help="Untimed frames before timing."),
-    iters: int = typer.Option(50, "--iters", "-n", help="Timed frames per row."),
-    seconds: float | None = typer.Option(None, "--seconds", "-s", help="Time each row for this long instead."),
-    images: Path | None = typer.Option(None, "--images", help="Folder of images to use instead of synthetic scenes."),
-    instances: int = typer.Option(30, "--instances", help="Bubbles per synthetic scene."),
-    num_frames: int = typer.Option(8, "--frames", help="Different frames to rotate among."),
-    stream: str | None = typer.Option(
-        None, "--stream", help="Video file, folder or stream (any `maskrt run` source): the frames come from it, and "
-        "each model x backend gets an end-to-end row through the threaded stream pipeline."
-    ),
-    torch_ckpt: Path | None = typer.Option(
-        None, "--torch", help="Checkpoint (.pt) whose PyTorch eager run is the baseline row (needs maskrt[train])."
-    ),
-    torch_device: str = typer.Option("auto", "--torch-device", help="Device of the eager row: auto|cpu|cuda."),
-    torch_half: bool = typer.Option(False, "--torch-half", help="fp16 autocast for the eager row (CUDA only)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
-    md_out: Path | None = typer.Option(None, "--md", help="Write a Markdown table here."),
-    png_out: Path | None = typer.Option(None, "--png", help="Write a bar chart (p50, p99 whiskers) here."),
+    models: Annotated[
+        list[Path] | None, typer.Argument(help="Model artifacts (.onnx, .engine) to measure.", show_default=False)
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="auto|ort-cpu|ort-cuda|ort-trt|trt; repeat or comma-separate for "
+                     "several (default: auto)."),
+    ] = None,
+    imgsz: Annotated[int | None, typer.Option(
+        "--imgsz", help="Size of the synthetic frames and of the eager model's input (default: the first model's "
+        "input size, else 512).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (ONNX Runtime and torch).")] = None,
+    conf: Annotated[float | None, typer.Option(
+        "--conf", help="Score threshold for every row (default: the model's own; lower it to load the "
+        "postprocess of an untrained model).")] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed frames before timing.")] = 5,
+    iters: Annotated[int, typer.Option("--iters", "-n", help="Timed frames per row.")] = 50,
+    seconds: Annotated[float | None, typer.Option("--seconds", "-s", help="Time each row for this long instead.")] = None,
+    images: Annotated[Path | None, typer.Option(
+        "--images", help="Folder of images to use instead of synthetic scenes.")] = None,
+    instances: Annotated[int, typer.Option("--instances", help="Bubbles per synthetic scene.")] = 30,
+    num_frames: Annotated[int, typer.Option("--frames", help="Different frames to rotate among.")] = 8,
+    stream: Annotated[str | None, typer.Option(
+        "--stream", help="Video file, folder or stream (any `maskrt run` source): the frames come from it, and "
+        "each model x backend gets an end-to-end row through the threaded stream pipeline.")] = None,
+    torch_ckpt: Annotated[Path | None, typer.Option(
+        "--torch", help="Checkpoint (.pt) whose PyTorch eager run is the baseline row (needs the train extra).")] = None,
+    torch_device: Annotated[str, typer.Option("--torch-device", help="Device of the eager row: auto|cpu|cuda.")] = "auto",
+    torch_half: Annotated[bool, typer.Option("--torch-half", help="fp16 autocast for the eager row (CUDA only).")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table here.")] = None,
+    png_out: Annotated[Path | None, typer.Option("--png", help="Write a bar chart (p50, p99 whiskers) here.")] = None,
 ) -> None:
     """Measure latency (min/p50/p90/p99/max), FPS, stage split and memory of every model x backend."""
     from rich.console import Console
@@ -185,7 +186,7 @@ def bench(
     from maskrt.runtime.bench.stream_row import bench_stream
 
     models = list(models or [])
-    backends = _split(backend) or ["auto"]
+    backends = _split(backend or []) or ["auto"]
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise MaskrtError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)}")

@@ -34,7 +34,7 @@ def read_artifact_meta(path: str | Path) -> ArtifactMeta | None:
         if path.suffix.lower() in ENGINE_SUFFIXES:
             data = json.loads(engine_sidecar(path).read_text(encoding="utf-8"))
             props = data.get("props", data.get("metadata", data)) if isinstance(data, dict) else {}
-            return ArtifactMeta.from_props({k: str(v) if not isinstance(v, str) else v for k, v in props.items()},
+            return ArtifactMeta.from_props({k: v if isinstance(v, str) else json.dumps(v) for k, v in props.items()},
                                            path)
         return ArtifactMeta.from_props(onnx_props(path), path)
     except Exception as exc:  # noqa: BLE001  (a broken artifact shows up as a failed row elsewhere)

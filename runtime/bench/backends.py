@@ -59,9 +59,11 @@ def availability(backend: str, model: str | Path) -> str | None:
             return "native TensorRT runs .engine files; build one on this device with `maskrt export --format engine`"
         if importlib.util.find_spec("tensorrt") is None:
             return "tensorrt is not installed; pip install 'maskrt[trt]' (JetPack ships it on Jetson)"
-        if not has_nvidia_gpu():
-            return "no NVIDIA GPU visible"
-        return None
+        try:
+            from maskrt.runtime.backends.tensorrt_backend import tensorrt_available
+        except ImportError:  # the runtime's TensorRT backend is missing from this install
+            return "this maskrt has no TensorRT backend"
+        return tensorrt_available()  # also catches a stubs-only `tensorrt` and a missing CUDA runtime
     if suffix in ENGINE_SUFFIXES:
         return "ONNX Runtime runs .onnx files; pass the .onnx model or use --backend trt for an engine"
     providers = _ort_providers()
