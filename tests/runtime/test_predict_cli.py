@@ -91,3 +91,15 @@ def test_labels_load_back_as_a_training_dataset(fmt: str, make_model, images: Pa
             iou = (got & want).sum() / (got | want).sum()
             assert iou > 0.98
             assert got.sum() == pytest.approx(want.sum(), rel=0.01)
+
+
+def test_without_a_model_the_bundled_one_is_used(images: Path, tmp_path: Path, capsys) -> None:
+    from maskrt.runtime import BUNDLED_MODEL
+
+    code = main(["predict", str(images / "a.png"), "-o", str(tmp_path / "o3"), "--threads", "1"])
+    if BUNDLED_MODEL.is_file():
+        assert code == 0
+        assert (tmp_path / "o3" / "predictions.json").is_file()
+    else:
+        assert code == 2
+        assert "no bundled default model" in capsys.readouterr().err

@@ -55,3 +55,24 @@ def test_blocker_really_blocks_torch(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "torch is blocked" in proc.stderr
+
+
+def test_predict_cli_runs_with_torch_blocked(make_model, tmp_path: Path) -> None:
+    """The whole CLI start-up (every command module is imported) and `maskrt predict` need no torch."""
+    import cv2
+    import numpy as np
+
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.full((120, 160, 3), 90, np.uint8))
+    script = tmp_path / "cli_torch_free.py"
+    script.write_text(
+        SCRIPT.split("import numpy")[0]
+        + "from maskrt.cli import main\n"
+        + "sys.exit(main(['predict', sys.argv[1], sys.argv[2], '-o', sys.argv[3], '--csv', '--threads', '1']))\n"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(script), str(make_model()), str(image), str(out)], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 image(s), 2 instance(s)" in proc.stdout
+    assert len((out / "instances.csv").read_text().strip().splitlines()) == 3  # header + 2 instances
