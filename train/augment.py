@@ -155,7 +155,10 @@ class ScaleCropPad(v2.Transform):
             return inpt
         nh, nw = params["resize"]
         ch, cw = params["canvas"]
-        out = F.resize(inpt, [nh, nw], antialias=True)
+        if isinstance(inpt, tv_tensors.Mask):  # NEAREST is off by half a pixel against the image's resize
+            out = F.resize(inpt, [nh, nw], interpolation=v2.InterpolationMode.NEAREST_EXACT)
+        else:
+            out = F.resize(inpt, [nh, nw], antialias=True)
         if nh > ch or nw > cw:
             top = params["top"] if nh > ch else 0
             left = params["left"] if nw > cw else 0
@@ -268,7 +271,7 @@ class Augment:
         tgt["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=(h, w))
         if self.geometric is not None:
             img, tgt = self.geometric(img, tgt)
-            tgt = boxes_from_masks(tgt)
+        tgt = boxes_from_masks(tgt)
         if self.photometric is not None:
             img = self.photometric(img)
         out = {k: (v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v) for k, v in tgt.items()}

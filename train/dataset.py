@@ -154,7 +154,7 @@ class MaskDataset(torch.utils.data.Dataset):
             scale = self.max_size / max(h, w)
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-            masks = (np.stack([cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
+            masks = (np.stack([cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT)
                                for m in masks]) if len(masks) else np.zeros((0, nh, nw), dtype=np.uint8))
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)

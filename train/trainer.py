@@ -112,6 +112,8 @@ def _merge_resume(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in names and k not in _RUNTIME_FIELDS}
     merged.update({k: getattr(cfg, k) for k in _RUNTIME_FIELDS})
+    if cfg.iters is not None or cfg.epochs is not None:  # extend (or shorten) a finished run
+        merged["iters"], merged["epochs"] = cfg.iters, cfg.epochs
     return TrainConfig(**merged)
 
 
@@ -181,6 +183,12 @@ def train(config: TrainConfig) -> TrainResult:
         raise MaskrtError("give --epochs or --iters, not both")
     if cfg.epochs is None and cfg.iters is None:
         cfg.epochs = 12
+    from maskrt.train.augment import AugmentConfig
+
+    AugmentConfig.parse(cfg.augment)  # option errors before any slow work
+    engine.lr_factor(0, 1, 0, cfg.schedule)
+    if cfg.optimizer not in ("sgd", "adamw"):
+        raise MaskrtError(f"unknown optimizer {cfg.optimizer!r}; use --optimizer sgd or adamw")
     device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
@@ -293,8 +301,9 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
     try:
         while it < total:
             epoch_end = min(total, (it // ipe + 1) * ipe)
-            it = engine.train_one_epoch(train_model, optimizer, scheduler, itertools.islice(batches, epoch_end - it),
-                                        device, it, scaler, cfg.clip_grad, on_step)
+            epoch_batches = itertools.islice(batches, epoch_end - it)
+            it = engine.train_one_epoch(train_model, optimizer, scheduler, epoch_batches, device, it,
+                                        scaler=scaler, clip_grad=cfg.clip_grad, on_step=on_step)
     finally:
         progress.close()
     if start == total and dist.is_main:

@@ -50,3 +50,20 @@ def make_shapes_coco(out: Path, images: int = 6, size: int = 128, seed: int = 0,
 def shapes_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6-image, one-class COCO dataset at 128 px."""
     return make_shapes_coco(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture(scope="session")
+def shapes_val(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-image held-out set drawn with another seed."""
+    return make_shapes_coco(tmp_path_factory.mktemp("shapes_val"), images=2, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, shapes_coco: Path, shapes_val: Path) -> Path:
+    """A lite run of 3 iterations at 128 px (last.pt, best.pt, metrics.jsonl, curves.png); copy before changing."""
+    from maskrt.train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(TrainConfig(data=[str(shapes_coco)], val=[str(shapes_val)], arch="lite", imgsz=128, iters=3, batch=2,
+                      workers=0, out=str(out), save_every=2, progress=False, eval_every=100))
+    return out

@@ -21,6 +21,7 @@ from maskrt.train.synth.taylor import taylor
 from maskrt.train.synth.textures import brushed_metal, heater_block, rough_surface, soft_background
 
 CLASSES = ["bubble", "droplet"]
+_MIN_R = 1.3  # px: smaller objects cannot reach the smallest kept area
 
 
 @dataclass
@@ -88,7 +89,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     # bubbles sitting on the heater: truncated at its surface by the heater drawn afterwards
     if heater != "none":
         for _ in range(int(rng.integers(3, 20))):
-            r = float(shapes.power_law_radii(rng, 1, max(1.6, 3 * s), 80 * s, 1.4)[0])
+            r = max(_MIN_R, float(shapes.power_law_radii(rng, 1, 3 * s, 80 * s, 1.4)[0]))
             cx = rng.uniform(-0.05, 1.05) * size
             b = r * rng.uniform(0.8, 1.1)
             cy = top - b * rng.uniform(0.35, 0.85)
@@ -103,7 +104,8 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
                 objs.append(SceneObject([poly], backlit_shading(rng, r, bg, s), "bubble"))
     # detached bubbles rising through the liquid
     n = int(rng.integers(4, 70))
-    radii = shapes.power_law_radii(rng, n, max(1.6, 2.5 * s), rng.uniform(25, 70) * s, rng.uniform(1.4, 2.4))
+    radii = shapes.power_law_radii(rng, n, 2.5 * s, rng.uniform(25, 70) * s, rng.uniform(1.4, 2.4))
+    radii = radii[radii >= _MIN_R]  # the same scene at a lower resolution: tiny ones vanish
     for r in radii:
         cx = rng.uniform(-0.05, 1.05) * size
         cy = rng.uniform(-0.05, 1.0) * (top if heater == "plate" else size)
@@ -134,7 +136,8 @@ def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
     bg = rng.uniform(35, 110)
     background = rough_surface(rng, size, size, bg)
     n = int(rng.integers(20, 180))
-    radii = shapes.power_law_radii(rng, n, max(1.6, 2.5 * s), rng.uniform(30, 90) * s, rng.uniform(1.2, 2.0))
+    radii = shapes.power_law_radii(rng, n, 2.5 * s, rng.uniform(30, 90) * s, rng.uniform(1.2, 2.0))
+    radii = radii[radii >= _MIN_R]
     irregular = rng.uniform(0.05, 0.35)
     objs: list[SceneObject] = []
     for r in radii:
@@ -182,7 +185,7 @@ def droplets(rng: np.random.Generator, size: int) -> Scene:
     r_min = max(1.6, 1.8 * s)
     cand = shapes.power_law_radii(rng, 1600, r_min, r_max, rng.uniform(1.6, 2.4))
     gap = rng.uniform(0.5, 3.0) * s
-    placed_x, placed_y, placed_r = shapes.place_circles(rng, size, cand, gap, limit=450)
+    placed_x, placed_y, placed_r = shapes.place_circles(rng, size, cand, gap, limit=int(np.clip(450 * s, 80, 900)))
     lang = rng.uniform(0, 2 * np.pi)
     light = (float(np.cos(lang)), float(np.sin(lang)))
     rim_dark = rng.uniform(0.1, 0.55)
