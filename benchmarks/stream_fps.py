@@ -60,7 +60,7 @@ def render_video(path: Path, frames: int, size: int) -> Path:
         return path
     except ImportError:
         pass
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (size, size))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (size, size))
     rng = np.random.default_rng(0)
     pts = rng.uniform(40, size - 40, (25, 2))
     for f in range(frames):
@@ -94,7 +94,9 @@ def inference_rate(model: Path, video: Path, threads: int, backend: str, device:
     return {"frames": len(inputs), "wall_s": wall, "fps": len(inputs) / wall, "ms": 1000 * wall / len(inputs)}
 
 
-def run_cli(model: Path, video: Path, threads: int, backend: str, device: str, extra: list[str], tmp: Path) -> dict:
+def run_cli(
+    model: Path, video: Path, threads: int, backend: str, device: str, extra: list[str], tmp: Path
+) -> dict:
     """`maskrt run` in a subprocess, as a user runs it; returns its summary JSON."""
     summary = tmp / f"summary-{len(extra)}.json"
     cmd = [
@@ -121,9 +123,14 @@ def main() -> int:
     configs = {
         "csv": lambda d: ["--csv", str(d / "frames.csv")],
         "csv+instances+save+track": lambda d: [
-            "--csv", str(d / "frames.csv"), "--instances", str(d / "inst.csv"), "--save", str(d / "out.mp4"),
+            "--csv",
+            str(d / "frames.csv"),
+            "--instances",
+            str(d / "inst.csv"),
+            "--save",
+            str(d / "out.mp4"),
             "--track",
-        ],  # fmt: skip
+        ],
     }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)

@@ -278,8 +278,8 @@ class Stream:
             item = self._get(self._q_infer)
             if item is _END:
                 break
-            cap, scale, outputs, timings = item
-            cap: CapturedFrame
+            cap: CapturedFrame = item[0]
+            scale, outputs, timings = item[1:]
             hw = (int(cap.frame.shape[0]), int(cap.frame.shape[1]))
             t0 = time.perf_counter()
             inst = seg.postprocess(outputs, scale, hw)
@@ -384,11 +384,14 @@ class Stream:
 
 
 def _own(outputs: Any) -> Any:
+    """Copies of the output arrays (other values as they are), so that the next inference cannot overwrite them."""
+    if isinstance(outputs, np.ndarray):
+        return outputs.copy()
     if isinstance(outputs, dict):
-        return {k: np.array(v, copy=True) for k, v in outputs.items()}
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in outputs.items()}
     if isinstance(outputs, (list, tuple)):
-        return type(outputs)(np.array(v, copy=True) for v in outputs)
-    return np.array(outputs, copy=True)
+        return type(outputs)(v.copy() if isinstance(v, np.ndarray) else v for v in outputs)
+    return outputs
 
 
 def stream(

@@ -27,7 +27,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import cv2
@@ -101,7 +101,7 @@ def parse_source(
 ) -> SourceSpec:
     """Turn a user's source string into a :class:`SourceSpec`; raise MaskrtError for what is not a source."""
     text = str(text).strip()
-    opts = {"width": width, "height": height, "fps": fps, "loop": loop}
+    opts: dict[str, Any] = {"width": width, "height": height, "fps": fps, "loop": loop}
     if not text:
         raise MaskrtError(f"empty source; give one of: {GRAMMAR}")
     if text.isdigit():
@@ -128,7 +128,7 @@ def parse_source(
     return _parse_path(text, opts)
 
 
-def _parse_path(text: str, opts: dict) -> SourceSpec:
+def _parse_path(text: str, opts: dict[str, Any]) -> SourceSpec:
     path = Path(os.path.expanduser(text))
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -341,7 +341,8 @@ def _normalise(frame: np.ndarray, spec: SourceSpec) -> np.ndarray:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.dtype != np.uint8:
         frame = cv2.convertScaleAbs(frame, alpha=255.0 / max(1.0, float(frame.max())))
-    resize = spec.kind not in ("camera", "csi") and spec.width and spec.height
-    if resize and frame.shape[:2] != (spec.height, spec.width):
-        frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    if spec.kind not in ("camera", "csi") and spec.width and spec.height:
+        size = (int(spec.width), int(spec.height))
+        if frame.shape[:2] != size[::-1]:
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     return frame

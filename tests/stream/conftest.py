@@ -116,7 +116,7 @@ def sequence() -> Sequence:
 def video_file(tmp_path: Path, sequence: Sequence) -> tuple[Path, Sequence]:
     """The sequence as an MJPG .avi (near-lossless at quality 100, so thresholds stay exact)."""
     path = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), sequence.fps, (SIZE, SIZE))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), sequence.fps, (SIZE, SIZE))
     w.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
     for f in sequence.frames:
         w.write(f)
