@@ -58,7 +58,7 @@ def main() -> None:
     args = p.parse_args()
     cv2.setNumThreads(1)
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     base_cpu, base_wall = _baseline(args.size, args.images)
     rows = {}
     for name in SCENES:

@@ -140,9 +140,13 @@ def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
     radii = radii[radii >= _MIN_R]
     irregular = rng.uniform(0.05, 0.35)
     objs: list[SceneObject] = []
-    for r in radii:
+    placed = np.zeros((0, 3))
+    for r in np.sort(radii)[::-1]:  # big first; a small patch never sits inside a bigger one
         r = float(r)
         cx, cy = rng.uniform(-0.05, 1.05, size=2) * size
+        if len(placed) and np.any(np.hypot(placed[:, 0] - cx, placed[:, 1] - cy) < placed[:, 2]):
+            continue
+        placed = np.vstack([placed, [cx, cy, r]])
         aspect = rng.uniform(0.7, 1.0)
         polys = [shapes.blob(cx, cy, r / np.sqrt(aspect), r * np.sqrt(aspect), rng.uniform(0, np.pi),
                              irregular * rng.uniform(0.3, 1.0), rng)]

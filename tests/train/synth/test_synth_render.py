@@ -64,7 +64,7 @@ def test_occluder_hides_instances_without_becoming_one() -> None:
     (inst,) = cv.instances(min_area=1)
     m = rle.decode(inst.rle)
     assert not m[44:].any()
-    x, y, w, h = inst.bbox
+    _, y, _, h = inst.bbox
     assert y + h == 44  # truncated exactly at the heater edge
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_object_ids_persist_and_bubbles_rise(tmp_path: Path) -> None:
     tracks: dict[int, list[tuple[int, float]]] = {}
     for rec in gt["frames"]:
         for inst in rec["instances"]:
-            x, y, w, h = inst["bbox"]
+            _, y, _, h = inst["bbox"]
             tracks.setdefault(inst["id"], []).append((rec["index"], y + h / 2))
     long = [t for t in tracks.values() if len(t) >= 10]
     assert long, "no object tracked over 10 frames"
@@ -70,7 +71,7 @@ def test_object_ids_persist_and_bubbles_rise(tmp_path: Path) -> None:
     rising = [t for t in long if t[-1][1] < t[0][1] - 5]
     assert rising
     ids = [{i["id"] for i in r["instances"]} for r in gt["frames"]]
-    shared = [len(a & b) / max(1, len(a)) for a, b in zip(ids, ids[1:])]
+    shared = [len(a & b) / max(1, len(a)) for a, b in itertools.pairwise(ids)]
     assert np.mean(shared) > 0.7
 
 
