@@ -98,7 +98,8 @@ def _blend(out: np.ndarray, inst: Instances, colours: list[tuple[int, int, int]]
             continue
         sub = out[y0:y1, x0:x1]
         c = colours[i]
-        blended = cv2.add(cv2.convertScaleAbs(sub, alpha=1.0 - alpha), (c[0] * alpha, c[1] * alpha, c[2] * alpha, 0.0))
+        tint = (c[0] * alpha, c[1] * alpha, c[2] * alpha, 0.0)
+        blended = cv2.add(cv2.convertScaleAbs(sub, alpha=1.0 - alpha), tint)  # type: ignore[call-overload]
         cv2.copyTo(blended, np.ascontiguousarray(inst.crops[i]).view(np.uint8), sub)  # writes into the view
 
 

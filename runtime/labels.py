@@ -42,7 +42,7 @@ def edge_polygons(crop: np.ndarray, x0: int = 0, y0: int = 0, epsilon: float = P
         pts = ((c.reshape(-1, 2) + 1) // 2).astype(np.float32)
         pts = pts[np.any(pts != np.roll(pts, 1, axis=0), axis=1)]
         if epsilon > 0 and len(pts) > 4:
-            pts = cv2.approxPolyDP(pts.reshape(-1, 1, 2), epsilon, True).reshape(-1, 2)
+            pts = np.asarray(cv2.approxPolyDP(pts.reshape(-1, 1, 2), epsilon, True), np.float32).reshape(-1, 2)
         if len(pts) >= 3:
             out.append(pts + np.array([x0, y0], dtype=np.float32))
     out.sort(key=lambda p: -abs(float(cv2.contourArea(p))))
