@@ -101,7 +101,8 @@ class Capture:
         """The next frame to process, blocking; None once the source has ended and everything was taken."""
         if self.latest_only:
             with self._cond:
-                while self._slot is None and not self._done.is_set():
+                # a stop does not wait for a stalled live read to time out
+                while self._slot is None and not (self._done.is_set() or self._stop.is_set()):
                     self._cond.wait(0.1)
                 item, self._slot = self._slot, None
                 return item
@@ -109,7 +110,7 @@ class Capture:
             try:
                 return self._queue.get(timeout=0.1)
             except queue.Empty:
-                if self._done.is_set() and self._queue.empty():
+                if (self._done.is_set() or self._stop.is_set()) and self._queue.empty():
                     return None
 
     def _deliver(self, item: CapturedFrame) -> None:

@@ -18,7 +18,6 @@ import numpy as np
 from maskrt.runtime.stream.sources import (
     DEFAULT_FPS,
     OPEN_TIMEOUT_MS,
-    READ_TIMEOUT_MS,
     SourceSpec,
     _normalise,
 )
@@ -44,6 +43,7 @@ class MjpegHttpSource:
     def _connect(self) -> None:
         url = str(self.spec.target)
         try:
+            # the timeout also bounds every read, so a stalled stream returns None instead of hanging
             resp = urllib.request.urlopen(url, timeout=OPEN_TIMEOUT_MS / 1000)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise MaskrtError(f"{url}: could not connect ({getattr(exc, 'reason', exc)})") from None
@@ -59,10 +59,6 @@ class MjpegHttpSource:
         else:
             resp.close()
             raise MaskrtError(f"{url}: Content-Type '{ctype}' is neither an MJPEG stream nor an image")
-        try:
-            resp.fp.raw._sock.settimeout(READ_TIMEOUT_MS / 1000)  # type: ignore[union-attr]
-        except AttributeError:
-            pass
         self._resp = resp
 
     @property
