@@ -67,7 +67,8 @@ def generate_dataset(
         out: output folder (created).
         images: number of images.
         size: square image side in pixels.
-        scene: ``boiling-side``, ``boiling-bottom``, ``droplets``, ``taylor`` or ``mixed`` (random per image).
+        scene: ``boiling-side``, ``boiling-bottom``, ``droplets``, ``taylor`` or ``mixed`` (a random scene per
+            image, weighted by ``scenes.MIXED_WEIGHTS`` towards the bubble scenes).
         seed: random seed; image ``i`` depends only on ``(seed, i)``.
         min_area: smallest visible instance kept, in pixels.
         image_format: ``jpg`` (with the camera's random JPEG quality, i.e. real compression artefacts) or ``png``.

@@ -212,10 +212,16 @@ SCENES: dict[str, Callable[[np.random.Generator, int], Scene]] = {
 SCENE_NAMES = [*SCENES, "mixed"]
 
 
+# how often ``mixed`` picks each scene: bubbles (side views like the real shadowgraphs, Taylor flow) more often
+# than droplet images, which hold several times more instances each
+MIXED_WEIGHTS = {"boiling-side": 0.35, "boiling-bottom": 0.2, "droplets": 0.2, "taylor": 0.25}
+
+
 def pick_scene(name: str, rng: np.random.Generator) -> str:
-    """Resolve ``mixed`` to one concrete scene (drawn from ``rng``); other names pass through."""
+    """Resolve ``mixed`` to one concrete scene (drawn from ``rng`` with :data:`MIXED_WEIGHTS`); others pass through."""
     if name == "mixed":
-        return str(rng.choice(list(SCENES)))
+        names = list(MIXED_WEIGHTS)
+        return names[int(rng.choice(len(names), p=list(MIXED_WEIGHTS.values())))]
     return name
 
 

@@ -98,3 +98,13 @@ def test_bad_options_raise_one_line_errors(tmp_path: Path, kwargs: dict, word: s
     args = {"images": 1, "size": 64, **kwargs}
     with pytest.raises(MaskrtError, match=word):
         generate_dataset(tmp_path, **args)
+
+
+def test_mixed_favours_bubble_scenes_as_documented() -> None:
+    from maskrt.train.synth.scenes import MIXED_WEIGHTS, pick_scene
+
+    rng = np.random.default_rng(0)
+    picks = [pick_scene("mixed", rng) for _ in range(4000)]
+    for name, weight in MIXED_WEIGHTS.items():
+        assert abs(picks.count(name) / len(picks) - weight) < 0.03
+    assert pick_scene("taylor", rng) == "taylor"
