@@ -25,7 +25,7 @@ from maskrt.errors import MaskrtError
 from maskrt.train import engine
 from maskrt.train.checkpoint import load_checkpoint, save_checkpoint
 from maskrt.train.curves import MetricsLog, plot_curves
-from maskrt.train.distributed import DistInfo, barrier, cleanup, init_distributed
+from maskrt.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from maskrt.train.sampler import ResumableBatchSampler, iters_per_epoch
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,8 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
         now = time.perf_counter()
         state["train_s"] += now - t_iter
         state["seen"] += cfg.batch * dist.world_size
+        if dist.enabled:  # log the mean over ranks
+            values = {**all_reduce_mean({k: v for k, v in values.items() if k != "lr"}, dist), "lr": values["lr"]}
         progress.update(it, values)
         if dist.is_main and (it % cfg.log_every == 0 or it == total or it == start + 1):
             metrics_log.append({"iter": it, "epoch": round(it / ipe, 3), **{k: round(v, 6) for k, v in
