@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import signal
@@ -195,3 +196,26 @@ def test_synthetic_video_ground_truth_through_maskrt_run(
     for row, entry in zip(rows, gt["frames"]):
         assert {c: int(row[f"count_{c}"]) for c in gt["classes"]} == entry["counts"]
         assert float(row["void_fraction"]) == pytest.approx(entry["void_fraction"], abs=1e-4)
+
+
+@pytest.mark.parametrize(("scene", "size"), [("boiling-side", 192), ("droplets", 96)])
+def test_track_id_switches_on_synthetic_scenes_are_rare(scene: str, size: int, tmp_path: Path) -> None:
+    """Perfect masks of a rendered scene (objects nucleate, grow, merge, rise) through --track: the track id
+    of each ground-truth object changes in at most 1% of its frame-to-frame steps."""
+    synth = pytest.importorskip("maskrt.train.synth.video")
+    from maskrt.runtime.stream import Stream, StreamOptions
+
+    gt = json.loads(Path(synth.render_video(tmp_path / "v.mp4", frames=24, size=size, scene=scene, seed=3,
+                                            frames_dir=tmp_path / "frames")).read_text())  # fmt: skip
+    per_object: dict[int, list[int]] = {}
+    for r in Stream(
+        GroundTruthSegmenter(gt, tmp_path / "frames"), str(tmp_path / "frames"), StreamOptions(track=True)
+    ):
+        for k, entry in enumerate(
+            gt["frames"][r.index]["instances"]
+        ):  # from_masks keeps the ground-truth order
+            per_object.setdefault(entry["id"], []).append(int(r.track_ids[k]))
+    steps = sum(len(ids) - 1 for ids in per_object.values())
+    switches = sum(sum(a != b for a, b in itertools.pairwise(ids)) for ids in per_object.values())
+    assert steps > 100
+    assert switches <= 0.01 * steps, (switches, steps)
