@@ -14,22 +14,28 @@ from maskrt.artifact import letterbox_scale
 from maskrt.errors import MaskrtError
 
 
-def to_uint8(frame: np.ndarray) -> np.ndarray:
+def to_uint8(frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
     """Scale a frame of any pixel depth to 8 bits.
 
-    uint8 passes through untouched. uint16 frames are scaled by their bit depth, inferred from the
-    brightest pixel and rounded up to 10, 12, 14 or 16 bits (so a 12-bit camera's frames keep their
-    brightness from frame to frame). Float frames are taken as 0..1 and clipped. Other integer types are
-    clipped to 0..255.
+    uint8 passes through untouched. uint16 frames are scaled by ``bit_depth`` (the camera's, e.g. 12);
+    without it the depth is inferred per frame from the brightest pixel, rounded up to 10, 12, 14 or 16
+    bits (a 12-bit camera's frames then keep their brightness unless a frame is very dark: pass the
+    depth for a camera). Float frames are taken as 0..1 and clipped. Other integer types are clipped
+    to 0..255.
     """
     frame = np.asarray(frame)
     if frame.dtype == np.uint8:
         return frame
     if frame.dtype == np.uint16:
-        peak = int(frame.max()) if frame.size else 0
-        bits = max(8, int(np.ceil(np.log2(peak + 1))))
-        if bits > 8:
-            bits = min(16, bits + (bits % 2))
+        if bit_depth is not None:
+            bits = int(bit_depth)
+            if not 8 <= bits <= 16:
+                raise MaskrtError(f"bit depth {bits} is not between 8 and 16; pass the camera's depth, e.g. 12")
+        else:
+            peak = int(frame.max()) if frame.size else 0
+            bits = max(8, int(np.ceil(np.log2(peak + 1))))
+            if bits > 8:
+                bits = min(16, bits + (bits % 2))
         if bits == 8:
             return frame.astype(np.uint8)
         return cv2.convertScaleAbs(frame, alpha=255.0 / float((1 << bits) - 1))
@@ -40,7 +46,7 @@ def to_uint8(frame: np.ndarray) -> np.ndarray:
     raise MaskrtError(f"frame dtype {frame.dtype} is not an image type; pass uint8, uint16 or float pixels")
 
 
-def to_bgr(frame: np.ndarray) -> np.ndarray:
+def to_bgr(frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
     """Return a contiguous uint8 BGR ``(H, W, 3)`` view/copy of a grey, BGR or BGRA frame of any depth."""
     frame = np.asarray(frame)
     if frame.ndim not in (2, 3) or frame.shape[0] == 0 or frame.shape[1] == 0:
@@ -48,7 +54,7 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
             f"frame of shape {tuple(frame.shape)} is not an image; pass an (H, W) grey or (H, W, 3) BGR array "
             "with H, W > 0"
         )
-    frame = to_uint8(frame)
+    frame = to_uint8(frame, bit_depth)
     if frame.ndim == 2 or frame.shape[2] == 1:
         return cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[:2])), cv2.COLOR_GRAY2BGR)
     channels = frame.shape[2]

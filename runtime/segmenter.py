@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ class Segmenter:
         conf: score threshold (default: the model's ``score_threshold``).
         mask_threshold: mask probability threshold (default: the model's ``mask_threshold``).
         classes: class names to keep (default: all).
+        bit_depth: significant bits of 16-bit frames (e.g. 12 for a 12-bit camera); default: inferred
+            per frame from its brightest pixel.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Segmenter:
         conf: float | None = None,
         mask_threshold: float | None = None,
         classes: list[str] | None = None,
+        bit_depth: int | None = None,
     ) -> None:
         self.path = resolve_model(model)
         self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads)
@@ -93,6 +97,7 @@ class Segmenter:
                     path=self.path,
                 )
             self.class_ids = [self.class_names.index(c) for c in classes]
+        self.bit_depth = bit_depth
         self.timings: dict[str, float] = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
         log.info(
             "loaded %s: %s, %d classes, input %dx%d, %s", self.path.name, self.meta.arch, len(self.class_names), h,
@@ -102,7 +107,7 @@ class Segmenter:
     # -- stages -------------------------------------------------------------------------------
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """Frame (BGR/grey, uint8/uint16/float, any size) -> ``(input uint8 [1, H, W, 3], scale)``."""
-        bgr = to_bgr(frame)
+        bgr = to_bgr(frame, self.bit_depth)
         image, scale = letterbox(bgr, self.input_hw, self.meta.pad_value)
         return image[None], scale
 
@@ -135,6 +140,30 @@ class Segmenter:
         t3 = time.perf_counter()
         self.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return inst
+
+    def batch(self, frames: Sequence[np.ndarray]) -> list[Instances]:
+        """Segment several frames, ``batch_size`` per inference (models exported with a batch > 1).
+
+        Frames may differ in size. :attr:`timings` holds the totals of the last batch.
+        """
+        results: list[Instances] = []
+        totals = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
+        for start in range(0, len(frames), self.batch_size):
+            chunk = frames[start : start + self.batch_size]
+            t0 = time.perf_counter()
+            prepared = [self.preprocess(f) for f in chunk]
+            images = np.concatenate([x for x, _ in prepared])
+            t1 = time.perf_counter()
+            outputs = self.infer(images)
+            t2 = time.perf_counter()
+            for k, (frame, (_, scale)) in enumerate(zip(chunk, prepared)):
+                results.append(self.postprocess(outputs, scale, (int(frame.shape[0]), int(frame.shape[1])), index=k))
+            t3 = time.perf_counter()
+            totals["preprocess"] += (t1 - t0) * 1e3
+            totals["infer"] += (t2 - t1) * 1e3
+            totals["postprocess"] += (t3 - t2) * 1e3
+        self.timings = totals
+        return results
 
     def warmup(self, n: int = 3) -> None:
         """Run ``n`` inferences on a blank input so that the first real frame is not slow."""

@@ -46,6 +46,7 @@ def predict(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
     um_per_px: float | None = typer.Option(None, "--um-per-px", help="Calibration: micrometres per pixel."),
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Calibration: millimetres per pixel."),
+    bit_depth: int | None = typer.Option(None, "--bit-depth", help="Significant bits of 16-bit images (e.g. 12)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders recursively."),
 ) -> None:
     """Segment images and measure every instance.
@@ -75,7 +76,8 @@ def predict(
     if not (save_images or json_out or csv_out or labels):
         save_images = json_out = True
     files = expand_sources(sources, recursive=recursive)
-    seg = Segmenter(model, backend=backend, device=device, threads=threads, conf=conf, classes=_split_list(classes))
+    seg = Segmenter(model, backend=backend, device=device, threads=threads, conf=conf, classes=_split_list(classes),
+                    bit_depth=bit_depth)
     writer = PredictionWriter(
         out, seg.class_names, OutputOptions(save_images, json_out, csv_out, labels, calib)
     )

@@ -32,8 +32,12 @@ def write_model(
     mask_size: int = 28,
     props: dict[str, str] | None = None,
     drop_props: bool = False,
+    batch: int = 1,
 ) -> Path:
-    """Write an ONNX model with constant outputs: ``dets`` = [(box xyxy in input pixels, score, label 1-based)]."""
+    """Write an ONNX model with constant outputs: ``dets`` = [(box xyxy in input pixels, score, label 1-based)].
+
+    With ``batch > 1``, batch item ``b`` holds the first ``len(dets) - b`` detections (so items differ).
+    """
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -48,6 +52,9 @@ def write_model(
         labels[0, k] = label
         masks[0, k] = disc_mask(mask_size)
     num = np.array([len(dets)], np.int32)
+    if batch > 1:
+        boxes, scores, labels, masks = (np.repeat(a, batch, axis=0) for a in (boxes, scores, labels, masks))
+        num = np.array([max(len(dets) - b, 0) for b in range(batch)], np.int32)
     outs = {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks, "num_dets": num}
     nodes = [
         helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name + "_value"))
@@ -57,14 +64,14 @@ def write_model(
     graph = helper.make_graph(
         nodes,
         "fake_maskrt",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, input_size[0], input_size[1], 3])],
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [batch, input_size[0], input_size[1], 3])],
         [helper.make_tensor_value_info(n, dtypes[a.dtype], list(a.shape)) for n, a in outs.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = ArtifactMeta(
         arch="fake", class_names=list(class_names), input_size=input_size, mask_size=mask_size, max_det=max_det,
-        score_threshold=0.5, mask_threshold=0.5, pad_value=114,
+        score_threshold=0.5, mask_threshold=0.5, pad_value=114, batch_size=batch,
     )
     all_props = {} if drop_props else {**meta.to_props(), **(props or {})}
     helper.set_model_props(model, all_props)

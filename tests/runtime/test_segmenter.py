@@ -127,3 +127,25 @@ def test_stages_compose_like_call_and_warmup(make_model) -> None:
     called = seg(frame)
     np.testing.assert_array_equal(staged.boxes, called.boxes)
     np.testing.assert_array_equal(staged.masks, called.masks)
+
+
+def test_batch_models_segment_several_frames_per_inference(make_model) -> None:
+    seg = Segmenter(make_model(batch=2, dets=[((10, 10, 50, 50), 0.9, 1), ((60, 20, 100, 60), 0.8, 2)]), threads=1)
+    assert seg.batch_size == 2
+    frames = [np.zeros((128, 128, 3), np.uint8), np.zeros((256, 256), np.uint8), np.zeros((64, 64, 3), np.uint8)]
+    results = seg.batch(frames)
+    # item 0 of each inference holds both detections, item 1 only the first
+    assert [len(r) for r in results] == [2, 1, 2]
+    assert [r.frame_hw for r in results] == [(128, 128), (256, 256), (64, 64)]
+    np.testing.assert_allclose(results[1].boxes, [[20, 20, 100, 100]])
+    assert len(seg(frames[0])) == 2  # a single frame pads the batch
+
+
+def test_bit_depth_fixes_the_scaling_of_dark_16bit_frames(make_model) -> None:
+    dark = np.full((64, 64), 300, np.uint16)  # a dark frame from a 12-bit camera
+    inferred = Segmenter(make_model(), threads=1).preprocess(dark)[0]
+    fixed = Segmenter(make_model(), threads=1, bit_depth=12).preprocess(dark)[0]
+    assert inferred[0, 0, 0, 0] == round(300 * 255 / 1023)  # looks like 10-bit data
+    assert fixed[0, 0, 0, 0] == round(300 * 255 / 4095)
+    with pytest.raises(MaskrtError, match="bit depth"):
+        Segmenter(make_model(), bit_depth=20).preprocess(dark)
