@@ -201,8 +201,26 @@ class Instances:
         return out
 
     def rle(self, i: int, compressed: bool = True) -> dict[str, Any]:
-        """COCO RLE ``{"size": [h, w], "counts": ...}`` of instance ``i`` over the full frame."""
-        return rle_codec.encode(self.mask(i), compressed=compressed)
+        """COCO RLE ``{"size": [h, w], "counts": ...}`` of instance ``i`` over the full frame.
+
+        Encoded from the crop: only the frame columns the box spans are scanned (COCO runs are
+        column-major), so the cost follows the box, not the frame.
+        """
+        h, w = self.frame_hw
+        x0, y0, x1, y1 = (int(v) for v in self.regions[i])
+        if x1 <= x0 or y1 <= y0:
+            counts = [h * w]
+        else:
+            cols = np.zeros((x1 - x0, h), dtype=bool)
+            cols[:, y0:y1] = self.crops[i].T
+            counts = rle_codec.mask_to_counts(cols.T)  # column-major order of the (h, x1 - x0) band
+            if len(counts) % 2 == 0:  # ends on a run of ones: the zeros after the band start a new run
+                counts.append(0)
+            counts[0] += x0 * h
+            counts[-1] += (w - x1) * h
+            while len(counts) > 1 and counts[-1] == 0:
+                counts.pop()
+        return {"size": [h, w], "counts": rle_codec.counts_to_string(counts) if compressed else counts}
 
     # -- export -------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:

@@ -103,3 +103,19 @@ def test_edge_polygons_trace_the_exact_pixel_boundary() -> None:
     cv2.circle(disc, (40, 40), 15, 1, -1)
     simple = edge_polygons(disc.astype(bool))
     assert abs(cv2.contourArea(simple[0])) == pytest.approx(disc.sum(), rel=0.01)
+
+
+def test_rle_from_crops_equals_encoding_the_full_mask() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 25, 2))
+        masks = np.zeros((3, h, w), bool)
+        for k in range(2):
+            x0, x1 = sorted(int(v) for v in rng.integers(0, w + 1, 2))
+            y0, y1 = sorted(int(v) for v in rng.integers(0, h + 1, 2))
+            masks[k, y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) > 0.3
+        masks[2] = rng.random((h, w)) > 0.5  # touches every border
+        inst = Instances.from_masks(masks)
+        for i in range(3):
+            assert inst.rle(i, compressed=False) == rle_codec.encode(masks[i], compressed=False)
+            assert inst.rle(i) == rle_codec.encode(masks[i])
