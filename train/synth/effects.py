@@ -48,7 +48,7 @@ def sample_camera(
     blotch = rng.uniform(0.0, 0.06) * strength * low_freq_noise(rng, height, width, rng.uniform(40, 160))
     cx, cy = rng.uniform(-0.15, 0.15, size=2)
     r2 = ((xn - cx) ** 2 + (yn - cy) ** 2) / 0.5
-    vig = 1.0 - rng.uniform(0.0, 0.45) * strength * r2**rng.uniform(0.8, 1.6)
+    vig = 1.0 - rng.uniform(0.0, 0.35) * strength * r2**rng.uniform(0.8, 1.6)
     light = np.clip((1.0 + grad + blotch) * vig, 0.2, 1.6).astype(np.float32)
     if rng.uniform() < colour:
         base = rng.uniform(0.8, 1.0, size=3)
@@ -63,7 +63,7 @@ def sample_camera(
         contrast=float(rng.uniform(0.75, 1.25)),
         brightness=float(rng.uniform(-20, 20)),
         noise_sigma=float(rng.uniform(0.5, 6.0)),
-        shot_noise=float(rng.uniform(0.0, 0.6)),
+        shot_noise=float(rng.uniform(0.0, 0.35)),
         tint=tint,
         jpeg_quality=int(rng.integers(55, 96)),
     )

@@ -38,7 +38,7 @@ def _backlit_bubble(
     rng: np.random.Generator, cx: float, cy: float, r: float, bg: float, s: float, coalesce: float
 ) -> list[np.ndarray]:
     """Outline of one side-view bubble: an oblate wobbly ellipse, sometimes merged with neighbours."""
-    aspect = rng.uniform(0.55, 1.0) if r > 4 * s else rng.uniform(0.8, 1.0)
+    aspect = rng.uniform(0.42, 1.0) if r > 4 * s else rng.uniform(0.8, 1.0)
     a, b = r / np.sqrt(aspect), r * np.sqrt(aspect)
     wob = rng.uniform(0.0, 0.06) + (0.14 * rng.uniform() if r > 12 * s else 0.0)
     polys = [shapes.blob(cx, cy, a, b, rng.uniform(-0.45, 0.45), wob, rng)]
@@ -59,7 +59,7 @@ def backlit_shading(rng: np.random.Generator, r: float, bg: float, s: float) -> 
     b = r * rng.uniform(0.75, 1.0)
     return Shading(
         kind="backlit",
-        rim=rng.uniform(8, 70),
+        rim=rng.uniform(5, 55),
         interior=bg * rng.uniform(0.7, 1.02),
         rim_width=b * rng.uniform(0.35, 0.8) + rng.uniform(0.5, 2.0) * s,
         soft=max(0.6, 0.1 * r),
@@ -68,10 +68,17 @@ def backlit_shading(rng: np.random.Generator, r: float, bg: float, s: float) -> 
     )
 
 
+def _heater_shading(rng: np.random.Generator) -> Shading:
+    """A dark heater block whose polished top edge catches a thin line of light."""
+    value = rng.uniform(20, 90)
+    return Shading("backlit", rim=value + rng.uniform(0, 70), interior=value, rim_width=rng.uniform(0.8, 2.5), soft=0.6,
+                   texture=rng.uniform(2, 8))
+
+
 def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     """Side view of pool boiling, backlit: dark-rimmed bubbles on a heater edge and rising above it."""
     s = size / 512.0
-    bg = rng.uniform(165, 240)
+    bg = rng.uniform(180, 245)
     background = soft_background(rng, size, size, bg)
     objs: list[SceneObject] = []
     heater = rng.choice(["plate", "wire", "none"], p=[0.6, 0.2, 0.2])
@@ -85,7 +92,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
         top, wire = float(size), None
     exposure = rng.uniform(0.3, 1.2) if rng.uniform() < 0.5 else 0.0
     coalesce = rng.uniform(0.0, 0.4)
-    depth = rng.uniform(0.0, 0.3)
+    depth = rng.uniform(0.0, 0.2)
     # bubbles sitting on the heater: truncated at its surface by the heater drawn afterwards
     if heater != "none":
         for _ in range(int(rng.integers(3, 20))):
@@ -122,7 +129,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     objs = [objs[i] for i in order]
     if heater == "plate":
         objs.append(SceneObject([heater_block(rng, size, top, float(size) + 4)],
-                                Shading("flat", interior=rng.uniform(20, 90), texture=rng.uniform(2, 8)), None))
+                                _heater_shading(rng), None))
     elif heater == "wire":
         assert wire is not None
         objs.append(SceneObject([heater_block(rng, size, top, top + wire, roughness=0.3)],
