@@ -311,7 +311,7 @@ class Taylor(Simulation):
             length = self.diameter * rng.uniform(1.3, 4.5)
             b = Body(self.new_id(), -self.half - length / 2, 0.0, length / 2)
             b.extra = {"drift": rng.uniform(-0.4, 0.4) * (self.r_in - self.diameter / 2),
-                       "rim_w": self.diameter * rng.uniform(0.06, 0.12) + self.s, "interior": self.inside * rng.uniform(0.98, 1.1)}
+                       "rim_w": self.diameter * rng.uniform(0.07, 0.15) + self.s, "interior": self.inside * rng.uniform(0.98, 1.1)}
             self.bodies.append(b)
 
     def warm_up(self, steps: int) -> None:

@@ -53,7 +53,7 @@ def taylor(rng: np.random.Generator, size: int) -> Scene:
         tubes.append((cx - np.sin(angle) * off, cy + np.cos(angle) * off))
     direction = 1.0 if rng.uniform() < 0.5 else -1.0
     rim = rng.uniform(10, 60)
-    rim_line = rng.uniform(0, 70) if rng.uniform() < 0.5 else 0.0
+    rim_line = rng.uniform(0.15, 0.5) if rng.uniform() < 0.6 else 0.0  # of the rim's depth
     for tx, ty in tubes:
         r_out = r_in + rng.uniform(1.5, 7) * s
         nn = -(xx - tx) * np.sin(angle) + (yy - ty) * np.cos(angle)
@@ -62,9 +62,9 @@ def taylor(rng: np.random.Generator, size: int) -> Scene:
         background = (background + (prof - bg)).astype(np.float32)
         half = size * 0.75
         u = -half - rng.uniform(0, 3) * r_in
-        diameter = 2 * r_in * rng.uniform(0.8, 0.95)
+        diameter = 2 * r_in * rng.uniform(0.82, 0.97)
         nose = rng.uniform(0.9, 1.8)
-        tail = rng.uniform(0.5, 1.0)
+        tail = rng.uniform(0.6, 1.0) if rng.uniform() < 0.5 else nose
         intervals = []
         while u < half:
             length = diameter * rng.uniform(1.3, 5.0)
@@ -78,10 +78,10 @@ def taylor(rng: np.random.Generator, size: int) -> Scene:
                 kind="backlit",
                 rim=rim * rng.uniform(0.85, 1.15),
                 interior=inside * rng.uniform(0.98, 1.12),
-                rim_width=diameter * rng.uniform(0.05, 0.13) + 1.0 * s,
+                rim_width=diameter * rng.uniform(0.06, 0.16) + 1.0 * s,
                 soft=0.7,
                 core_offset=(0.0, rng.uniform(-1.5, 1.5) * s),
-                rim_line=rim_line,
+                rim_line=rim_line * (inside - rim),
             )
             objs.append(SceneObject([poly], sh, "bubble"))
             intervals.append((u, u + length))
