@@ -76,13 +76,18 @@ class Segmenter:
     ) -> None:
         self.path = resolve_model(model)
         self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads)
-        self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
-        b, h, w, _ = self.backend.input_shape
-        if (h, w) != tuple(self.meta.input_size):
-            raise MaskrtError(
-                f"model input is {h}x{w} but its metadata says {self.meta.input_size}; re-export with `maskrt export`",
-                path=self.path,
-            )
+        try:
+            self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
+            b, h, w, _ = self.backend.input_shape
+            if (h, w) != tuple(self.meta.input_size):
+                raise MaskrtError(
+                    f"model input is {h}x{w} but its metadata says {self.meta.input_size}; re-export with "
+                    "`maskrt export`",
+                    path=self.path,
+                )
+        except MaskrtError:
+            self.backend.close()  # a refused model must not keep GPU buffers
+            raise
         self.batch_size = b
         self.input_hw: tuple[int, int] = (h, w)
         self.class_names: list[str] = list(self.meta.class_names)
