@@ -97,6 +97,7 @@ class Segmenter:
         if classes:
             unknown = [c for c in classes if c not in self.class_names]
             if unknown:
+                self.backend.close()
                 raise MaskrtError(
                     f"unknown class {', '.join(map(repr, unknown))}; this model knows {', '.join(self.class_names)}",
                     path=self.path,
