@@ -73,6 +73,8 @@ def render_video(
         {'bubble': 23, 'droplet': 0}
     """
     check_options(scene, size, frames, what="--frames")
+    if size % 2:
+        raise MaskrtError(f"synth: --size {size} is odd; mp4 video needs an even frame size, e.g. {size + 1}")
     if fps <= 0:
         raise MaskrtError(f"synth: --fps {fps} must be positive")
     out = Path(out)

@@ -31,9 +31,12 @@ def _check_image_annotations(ds_image, seen_masks: list[np.ndarray] | None = Non
     return len(ds_image.annotations)
 
 
-@pytest.mark.parametrize("scene", SCENES)
-def test_two_hundred_images_per_scene_import_back_clean(tmp_path: Path, scene: str) -> None:
-    ann = generate_dataset(tmp_path / scene, images=200, size=96, scene=scene, seed=7)
+@pytest.mark.parametrize(
+    "scene, size",
+    [*((s, 96) for s in SCENES), *(pytest.param(s, 512, marks=pytest.mark.slow) for s in SCENES)],
+)
+def test_two_hundred_images_per_scene_import_back_clean(tmp_path: Path, scene: str, size: int) -> None:
+    ann = generate_dataset(tmp_path / scene, images=200, size=size, scene=scene, seed=7)
     ds = load_dataset(ann)
     assert ds.problems == []
     assert len(ds.images) == 200

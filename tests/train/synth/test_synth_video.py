@@ -98,5 +98,7 @@ def test_same_seed_same_ground_truth(tmp_path: Path) -> None:
 def test_bad_video_options(tmp_path: Path) -> None:
     with pytest.raises(MaskrtError, match=r"\.mp4"):
         render_video(tmp_path / "x.avi", frames=2, size=64)
+    with pytest.raises(MaskrtError, match="even"):
+        render_video(tmp_path / "x.mp4", frames=2, size=97)
     with pytest.raises(MaskrtError, match="--frames"):
         render_video(tmp_path / "x.mp4", frames=0, size=64)
