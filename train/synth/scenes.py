@@ -188,10 +188,15 @@ def droplet_shading(
 
 
 def droplets(rng: np.random.Generator, size: int) -> Scene:
-    """Dropwise condensation: non-overlapping near-circular droplets from ~1.5 px to ~100+ px radius."""
+    """Dropwise condensation: non-overlapping near-circular droplets from ~1.5 px to ~100+ px radius.
+
+    Mostly on a metal surface in reflected light (dark rims, specular highlights); sometimes on glass lit
+    from behind (dark rims, bright centres).
+    """
     s = size / 512.0
-    bg = rng.uniform(70, 175)
-    background = brushed_metal(rng, size, size, bg)
+    transmitted = rng.uniform() < 0.3  # condensing on glass, lit from behind, instead of on metal
+    bg = rng.uniform(170, 240) if transmitted else rng.uniform(70, 175)
+    background = soft_background(rng, size, size, bg) if transmitted else brushed_metal(rng, size, size, bg)
     r_max = rng.uniform(40, 120) * s
     r_min = max(1.6, 1.8 * s)
     cand = shapes.power_law_radii(rng, 1600, r_min, r_max, rng.uniform(1.6, 2.4))
@@ -205,7 +210,12 @@ def droplets(rng: np.random.Generator, size: int) -> Scene:
     for x, y, r in zip(placed_x, placed_y, placed_r):
         wob = rng.uniform(0.0, 0.03) + (rng.uniform(0, 0.05) if r > 20 * s else 0.0)
         poly = shapes.blob(x, y, r, r * rng.uniform(0.93, 1.0), rng.uniform(0, np.pi), wob, rng)
-        sh = droplet_shading(rng, r, bg, light, rim_dark, body)
+        if transmitted:  # a lens: dark refracting rim, bright centre, like a shadowgraph bubble
+            sh = Shading("backlit", rim=rng.uniform(10, 70), interior=bg * rng.uniform(0.9, 1.05),
+                         rim_width=r * rng.uniform(0.3, 0.6) + 0.5, soft=max(0.6, 0.08 * r),
+                         core_offset=(light[0] * 0.1 * r, light[1] * 0.1 * r))
+        else:
+            sh = droplet_shading(rng, r, bg, light, rim_dark, body)
         objs.append(SceneObject([poly], sh, "droplet"))
     return Scene(background, objs, light_strength=0.9, colour=0.5)
 
