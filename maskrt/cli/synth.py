@@ -21,6 +21,7 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same data."),
     image_format: str = typer.Option("jpg", "--format", help="Image files: jpg (with JPEG artefacts) or png."),
     min_area: int = typer.Option(8, "--min-area", help="Leave out instances with fewer visible pixels."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Dataset: processes rendering in parallel (same output)."),
     video: Path | None = typer.Option(None, "--video", help="Render a moving sequence to this .mp4 instead."),
     frames: int = typer.Option(120, "--frames", help="Video: number of frames."),
     fps: float = typer.Option(30.0, "--fps", help="Video: frames per second."),
@@ -58,7 +59,7 @@ def synth(
         task = bar.add_task("rendering images", total=images)
         ann = generate_dataset(
             out, images=images, size=size, scene=scene, seed=seed, min_area=min_area, image_format=image_format,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=lambda done, total: bar.update(task, completed=done), workers=workers,
         )
     import json
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
-
 from maskrt.atomic import write_text
 from maskrt.errors import MaskrtError
+from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,22 @@ def _write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+_Written = tuple[str, Path, list[tuple[str, dict[str, Any], tuple[float, float, float, float]]]]
+
+
+def _render_and_write(job: tuple[int, Path, int, str, int, int, str]) -> _Written:
+    """Render image ``i`` and write it; return its scene, file and instances (runs in worker processes too)."""
+    i, out, size, scene, seed, min_area, image_format = job
+    name, res = render_image(i, size, scene, seed, min_area)
+    file = out / f"{i:06d}.{image_format}"
+    params = [cv2.IMWRITE_JPEG_QUALITY, res.jpeg_quality] if image_format == "jpg" else []
+    ok, buf = cv2.imencode(f".{image_format}", res.image, params)
+    if not ok:
+        raise MaskrtError("cannot encode the image; check OpenCV's image codecs", path=file)
+    _write_bytes(file, buf.tobytes())
+    return name, file, [(it.category, it.rle, tuple(float(v) for v in it.bbox)) for it in res.instances]  # type: ignore[misc]
 
 
 def check_options(scene: str, size: int, count: int, what: str = "--images") -> None:
@@ -56,6 +74,7 @@ def generate_dataset(
     min_area: int = 8,
     image_format: str = "jpg",
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Generate a synthetic instance-segmentation dataset in COCO format, the project's built-in default data.
 
@@ -73,6 +92,7 @@ def generate_dataset(
         min_area: smallest visible instance kept, in pixels.
         image_format: ``jpg`` (with the camera's random JPEG quality, i.e. real compression artefacts) or ``png``.
         progress: called as ``progress(done, total)`` after each image.
+        workers: processes rendering in parallel (the output does not depend on it).
 
     Returns:
         Path of the written ``annotations.json``.
@@ -85,23 +105,29 @@ def generate_dataset(
     check_options(scene, size, images)
     if image_format not in ("jpg", "png"):
         raise MaskrtError(f"synth: image format {image_format!r} is not supported; use jpg or png")
+    if workers < 1:
+        raise MaskrtError(f"synth: --workers {workers} must be at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, out, size, scene, seed, min_area, image_format) for i in range(images)]
+    if workers == 1 or images < 2 * workers:
+        results: Iterator[_Written] = map(_render_and_write, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_render_and_write, jobs, chunksize=max(1, min(16, images // (4 * workers))))
     records: list[ImageRecord] = []
     scenes_used: list[str] = []
-    for i in range(images):
-        name, res = render_image(i, size, scene, seed, min_area)
-        file = out / f"{i:06d}.{image_format}"
-        params = [cv2.IMWRITE_JPEG_QUALITY, res.jpeg_quality] if image_format == "jpg" else []
-        ok, buf = cv2.imencode(f".{image_format}", res.image, params)
-        if not ok:
-            raise MaskrtError("cannot encode the image; check free disk space and OpenCV's codecs", path=file)
-        _write_bytes(file, buf.tobytes())
-        anns = [Annotation(CLASSES.index(it.category), rle=it.rle, bbox=tuple(float(v) for v in it.bbox)) for it in res.instances]  # type: ignore[misc]
-        records.append(ImageRecord(file, size, size, anns, id=i + 1))
-        scenes_used.append(name)
-        if progress is not None:
-            progress(i + 1, images)
+    try:
+        for i, (name, file, instances) in enumerate(results):
+            anns = [Annotation(CLASSES.index(cat), rle=rle, bbox=bbox) for cat, rle, bbox in instances]
+            records.append(ImageRecord(file, size, size, anns, id=i + 1))
+            scenes_used.append(name)
+            if progress is not None:
+                progress(i + 1, images)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     ds = Dataset(list(CLASSES), records, source=out)
     coco = ds.to_coco(relative_to=out)
     for entry, name in zip(coco["images"], scenes_used):

@@ -111,3 +111,10 @@ def test_mixed_favours_bubble_scenes_as_documented() -> None:
     for name, weight in MIXED_WEIGHTS.items():
         assert abs(picks.count(name) / len(picks) - weight) < 0.03
     assert pick_scene("taylor", rng) == "taylor"
+
+
+def test_parallel_workers_write_the_same_dataset(tmp_path: Path) -> None:
+    one = generate_dataset(tmp_path / "one", images=8, size=64, scene="mixed", seed=5)
+    two = generate_dataset(tmp_path / "two", images=8, size=64, scene="mixed", seed=5, workers=2)
+    assert one.read_bytes() == two.read_bytes()
+    assert (one.parent / "000007.jpg").read_bytes() == (two.parent / "000007.jpg").read_bytes()
