@@ -152,7 +152,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare(ref: Dets, test: Dets, rules: ParityRules, max_det: int | None = None) -> ImageParity:
-    """Match ``test`` detections to ``ref`` ones (greedy by ref score, same label, best box IoU).
+    """Match ``test`` detections to ``ref`` ones one to one (same label, box IoU >= 0.5, best pairs first).
 
     When a side holds ``max_det`` detections it was truncated, and detections tied with its lowest
     score may legitimately differ: unmatched ones within ``score_tol`` of the other side's cut-off
@@ -162,23 +162,27 @@ def compare(ref: Dets, test: Dets, rules: ParityRules, max_det: int | None = Non
     keep_t = np.flatnonzero(test["scores"] >= rules.score_floor - rules.score_tol)
     ious = box_iou(ref["boxes"][keep_r], test["boxes"][keep_t])
     used = np.zeros(len(keep_t), dtype=bool)
-    box_ious, mask_ious, score_diffs = [], [], []
-    missing = 0
+    box_ious: list[float] = []
+    mask_ious: list[float] = []
+    score_diffs: list[float] = []
     cut_r = _cutoff(ref["scores"], max_det, rules.score_tol)
     cut_t = _cutoff(test["scores"], max_det, rules.score_tol)
-    for i in np.argsort(-ref["scores"][keep_r], kind="stable"):
-        ri = keep_r[i]
-        cand = ious[i].copy()
-        cand[used | (test["labels"][keep_t] != ref["labels"][ri])] = -1.0
-        j = int(np.argmax(cand)) if len(cand) else -1
-        if j < 0 or cand[j] < 0.5:
-            missing += int(ref["scores"][ri] > cut_t)
+    same = ref["labels"][keep_r][:, None] == test["labels"][keep_t][None, :]
+    sdiff = np.abs(ref["scores"][keep_r][:, None] - test["scores"][keep_t][None, :])
+    pairs = np.argwhere(same & (ious >= 0.5))
+    # best pairs first (highest IoU, then closest score), so ties among equal boxes resolve exactly
+    order = np.lexsort((sdiff[pairs[:, 0], pairs[:, 1]], -ious[pairs[:, 0], pairs[:, 1]])) if len(pairs) else []
+    used_r = np.zeros(len(keep_r), dtype=bool)
+    for k in order:
+        i, j = pairs[k]
+        if used_r[i] or used[j]:
             continue
-        used[j] = True
-        ti = keep_t[j]
-        box_ious.append(float(cand[j]))
+        used_r[i] = used[j] = True
+        ri, ti = keep_r[i], keep_t[j]
+        box_ious.append(float(ious[i, j]))
         mask_ious.append(mask_iou(ref["masks"][ri], test["masks"][ti]))
-        score_diffs.append(abs(float(ref["scores"][ri]) - float(test["scores"][ti])))
+        score_diffs.append(float(sdiff[i, j]))
+    missing = int(np.sum(~used_r & (ref["scores"][keep_r] > cut_t)))
     # an unmatched test detection only counts when it clearly clears the floor
     floor = max(rules.score_floor + rules.score_tol, cut_r + 1e-12)
     extra = int(np.sum(~used & (test["scores"][keep_t] >= floor)))

@@ -57,12 +57,14 @@ def bubble_scene(size: tuple[int, int], rng: np.random.Generator, n_objects: int
 
 
 def synthetic_scenes(n: int, size: tuple[int, int], seed: int = 0) -> list[Scene]:
-    """``n`` synthetic scenes of ``size`` (H, W); the last one is blank (tests the zero-detection path)."""
+    """``n`` synthetic scenes of ``size`` (H, W); the last one has no objects (the zero-detection path)."""
     rng = np.random.default_rng(seed)
     scenes = [bubble_scene(size, rng) for _ in range(max(n - 1, 0))]
     if n > 0:
-        blank = np.full((size[0], size[1], 3), int(rng.integers(80, 180)), dtype=np.uint8)
-        scenes.append(Scene(blank))
+        # no objects; sensor-like noise (a perfectly flat frame makes every anchor tie)
+        level = float(rng.integers(80, 180))
+        blank = np.clip(level + rng.normal(0, 4, (size[0], size[1], 1)), 0, 255).repeat(3, axis=2)
+        scenes.append(Scene(blank.astype(np.uint8)))
     return scenes
 
 

@@ -1,0 +1,87 @@
+"""The exported ONNX file: static contract, metadata, TensorRT check, ONNX Runtime parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from maskrt.artifact import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES, ArtifactMeta
+from maskrt.export.check import check_model
+from maskrt.export.metadata import make_meta, props_of, read_meta
+from maskrt.export.onnx_export import export_onnx
+from maskrt.export.parity import ParityRules
+from maskrt.export.verify import check_parity, ort_session, run_ort
+from maskrt.export.wrapper import ExportWrapper
+from maskrt.train.models import ModelRecipe
+
+ONNX_TYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "uint8": onnx.TensorProto.UINT8}
+
+
+def _dims(vi: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+
+
+def test_graph_io_is_static_and_matches_contract(lite_export):
+    model = onnx.load(str(lite_export.path))
+    d, m, s = lite_export.meta.max_det, lite_export.meta.mask_size, lite_export.meta.input_size
+    (inp,) = model.graph.input
+    assert inp.name == INPUT_NAME and _dims(inp) == [1, s[0], s[1], 3]
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    expected = {"boxes": [1, d, 4], "scores": [1, d], "labels": [1, d], "masks": [1, d, m, m], "num_dets": [1]}
+    assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
+    for out in model.graph.output:
+        assert _dims(out) == expected[out.name], out.name
+        assert out.type.tensor_type.elem_type == ONNX_TYPES[OUTPUT_DTYPES[out.name]], out.name
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"Loop", "If", "Scan"}
+    onnx.checker.check_model(model)
+
+
+def test_compatibility_check_passes_on_our_export(lite_export):
+    assert check_model(lite_export.path) == []
+
+
+def test_metadata_round_trips(lite_export):
+    meta = read_meta(lite_export.path)
+    assert meta == ArtifactMeta.from_props(props_of(onnx.load(str(lite_export.path))))
+    assert meta.class_names == ["bubble", "drop"]
+    assert meta.input_size == (128, 128) and meta.max_det == lite_export.meta.max_det and meta.mask_size == 28
+    assert meta.metrics == {"mask_mAP": 0.42, "box_mAP50": 0.9}
+    assert meta.mean == tuple(lite_export.recipe.mean) and meta.precision == "fp32" and meta.arch == "lite"
+
+
+def test_onnxruntime_matches_pytorch_on_varied_images(lite_export, scene_images):
+    gate, agree = check_parity(lite_export.path, lite_export.wrapper, scene_images, ParityRules())
+    s = gate.summary()
+    assert s["passed"], gate.failures()
+    assert s["detections"] > 20 and s["matched"] > 0  # the comparison had something to compare
+    assert s["min_box_iou"] >= 0.99 and s["min_mask_iou"] >= 0.98 and s["max_score_diff"] <= 1e-3
+    assert agree is not None and agree.summary()["passed"], agree.failures()
+
+
+@pytest.fixture(scope="module")
+def blind_export(tmp_path_factory, make_model):
+    """A model whose class logits are so low that it never detects anything (64 px: fast)."""
+    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=64)
+    wrapper = ExportWrapper(make_model(recipe, bias=-40.0), (64, 64), 10, recipe.mean, recipe.std)
+    path = tmp_path_factory.mktemp("blind") / "blind.onnx"
+    export_onnx(wrapper, make_meta(recipe, (64, 64), 10), path)
+    return path
+
+
+def test_zero_detections_give_zero_padded_outputs(blind_export):
+    session = ort_session(blind_export)
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    boxes, scores, labels, masks, num = run_ort(session, image)
+    assert num.tolist() == [0]
+    assert boxes.shape == (1, 10, 4) and masks.shape == (1, 10, 28, 28)
+    assert not boxes.any() and not scores.any() and not labels.any() and not masks.any()
+
+
+def test_rejects_wrong_suffix(lite_export, tmp_path):
+    from maskrt.errors import MaskrtError
+
+    with pytest.raises(MaskrtError, match=r"\.onnx"):
+        export_onnx(lite_export.wrapper, lite_export.meta, tmp_path / "model.bin")
+    assert not (tmp_path / "model.bin").exists()
