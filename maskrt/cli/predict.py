@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -27,27 +28,30 @@ def _split_list(values: list[str] | None) -> list[str] | None:
 
 @app.command()
 def predict(
-    sources: list[str] = typer.Argument(
-        ..., help="[MODEL] then images, folders or glob patterns. A first argument ending in .onnx/.engine is "
-        "the model; without one the bundled model is used.", show_default=False,
-    ),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model artifact (.onnx or .engine)."),
-    out: Path = typer.Option(Path("runs/predict"), "--out", "-o", help="Output folder."),
-    conf: float | None = typer.Option(None, "--conf", help="Score threshold (default: the model's)."),
-    classes: list[str] | None = typer.Option(None, "--classes", help="Keep only these classes (repeat or a,b)."),
-    save_images: bool = typer.Option(False, "--save-images", help="Write annotated images."),
-    json_out: bool = typer.Option(False, "--json", help="Write predictions.json (COCO results) and stats.json."),
-    csv_out: bool = typer.Option(False, "--csv", help="Write instances.csv (measurements) and images.csv."),
-    labels: str | None = typer.Option(
-        None, "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco."
-    ),
-    backend: str = typer.Option("auto", "--backend", help="auto (from the suffix), onnxruntime or tensorrt."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda[:N] or tensorrt (ONNX Runtime provider)."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
-    um_per_px: float | None = typer.Option(None, "--um-per-px", help="Calibration: micrometres per pixel."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Calibration: millimetres per pixel."),
-    bit_depth: int | None = typer.Option(None, "--bit-depth", help="Significant bits of 16-bit images (e.g. 12)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders recursively."),
+    sources: Annotated[list[str], typer.Argument(
+        help="[MODEL] then images, folders or glob patterns. A first argument ending in .onnx/.engine is the "
+        "model; without one the bundled model is used.", show_default=False,
+    )],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model artifact (.onnx or .engine).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/predict"),
+    conf: Annotated[float | None, typer.Option("--conf", help="Score threshold (default: the model's).")] = None,
+    classes: Annotated[list[str] | None, typer.Option(
+        "--classes", help="Keep only these classes (repeat or a,b).")] = None,
+    save_images: Annotated[bool, typer.Option("--save-images", help="Write annotated images.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Write predictions.json (COCO results) and stats.json.")] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Write instances.csv (measurements) and images.csv.")] = False,
+    labels: Annotated[str | None, typer.Option(
+        "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (from the suffix), onnxruntime or tensorrt.")] = "auto",
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu, cuda[:N] or tensorrt (ONNX Runtime provider).")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
+    um_per_px: Annotated[float | None, typer.Option("--um-per-px", help="Calibration: micrometres per pixel.")] = None,
+    mm_per_px: Annotated[float | None, typer.Option("--mm-per-px", help="Calibration: millimetres per pixel.")] = None,
+    bit_depth: Annotated[int | None, typer.Option(
+        "--bit-depth", help="Significant bits of 16-bit images (e.g. 12).")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders recursively.")] = False,
 ) -> None:
     """Segment images and measure every instance.
 
