@@ -115,6 +115,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--conf", type=float, help="score threshold for maskrt run (low: many instances, host stress)"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "stream_fps.json")
     args = ap.parse_args()
 
@@ -138,7 +141,10 @@ def main() -> int:
         before = inference_rate(model, video, args.threads, args.backend, args.device)
         runs: dict[str, Any] = {}
         for label, extra in configs.items():
-            runs[label] = run_cli(model, video, args.threads, args.backend, args.device, extra(tmp), tmp)
+            conf = ["--conf", str(args.conf)] if args.conf is not None else []
+            runs[label] = run_cli(
+                model, video, args.threads, args.backend, args.device, extra(tmp) + conf, tmp
+            )
         after = inference_rate(model, video, args.threads, args.backend, args.device)
     infer_fps = (before["fps"] + after["fps"]) / 2
     result = {
@@ -148,6 +154,7 @@ def main() -> int:
         "frames": args.frames,
         "threads": args.threads,
         "backend": args.backend,
+        "conf": args.conf,
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
@@ -160,6 +167,7 @@ def main() -> int:
                 "fps": s["fps"],
                 "ratio_to_inference": s["fps"] / infer_fps,
                 "processed": s["processed"],
+                "mean_instances": s.get("mean_instances"),
                 "stages_ms": {k: round(v["mean_ms"], 3) for k, v in s["stages_ms"].items()},
                 "p99_ms": {k: round(v["p99_ms"], 3) for k, v in s["stages_ms"].items()},
             }

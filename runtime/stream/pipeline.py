@@ -189,6 +189,7 @@ class Stream:
         )
         self.times = StageTimes()
         self.processed = 0
+        self._instances = 0
         self._abort = threading.Event()
         self._q_infer: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
         self._q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
@@ -283,6 +284,7 @@ class Stream:
             hw = (int(cap.frame.shape[0]), int(cap.frame.shape[1]))
             t0 = time.perf_counter()
             inst = seg.postprocess(outputs, scale, hw)
+            self._instances += len(inst)
             t1 = time.perf_counter()
             rows = measure_instances(inst, opt.um_per_px, opt.roi)
             stats = frame_stats(inst, hw, roi=opt.roi, um_per_px=opt.um_per_px, measurements=rows)
@@ -378,6 +380,7 @@ class Stream:
             "source_lost": self.capture.source_lost,
             "wall_s": wall,
             "fps": self.processed / wall if wall else 0.0,
+            "mean_instances": self._instances / max(self.processed, 1),
             "source_fps": self.source_fps,
             "stages_ms": self.times.summary(),
         }
