@@ -219,3 +219,29 @@ def test_track_id_switches_on_synthetic_scenes_are_rare(scene: str, size: int, t
     switches = sum(sum(a != b for a, b in itertools.pairwise(ids)) for ids in per_object.values())
     assert steps > 100
     assert switches <= 0.01 * steps, (switches, steps)
+
+
+@pytest.mark.usefixtures("use_threshold_segmenter")
+def test_rle_masks_roi_and_millimetre_calibration(image_folder: tuple[Path, Any], tmp_path: Path) -> None:
+    from maskrt import rle
+
+    folder, seq = image_folder
+    argv = [
+        "run", str(folder), "--save-masks", str(tmp_path / "m"), "--masks-format", "rle", "--mm-per-px", "0.01",
+        "--roi", "0,0,160,80", "--csv", str(tmp_path / "f.csv"), "--instances", str(tmp_path / "i.csv"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    files = sorted((tmp_path / "m").glob("frame_*.json"))
+    assert len(files) == len(seq.frames)
+    first = json.loads(files[0].read_text())
+    union = np.zeros((160, 160), bool)
+    for item in first["masks"]:
+        union |= rle.decode(item)
+    assert float(union.mean()) == pytest.approx(seq.void[0])
+    frame0 = _rows(tmp_path / "f.csv")[0]
+    assert float(frame0["void_fraction"]) == pytest.approx(
+        float(union[:80].mean()), abs=1e-6
+    )  # top half only
+    inst = _rows(tmp_path / "i.csv")
+    assert float(inst[0]["eq_diameter_um"]) == pytest.approx(float(inst[0]["eq_diameter_px"]) * 10.0)
+    assert int(frame0["count"]) == sum(1 for r in inst if r["frame"] == "0" and r["in_roi"] == "True")
