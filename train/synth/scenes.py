@@ -79,7 +79,7 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     """Side view of pool boiling, backlit: dark-rimmed bubbles on a heater edge and rising above it."""
     s = size / 512.0
     bg = rng.uniform(180, 245)
-    background = soft_background(rng, size, size, bg)
+    background = soft_background(rng, size, size, bg, structures=True)
     objs: list[SceneObject] = []
     heater = rng.choice(["plate", "wire", "none"], p=[0.6, 0.2, 0.2])
     if heater == "plate":
@@ -104,6 +104,14 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
             if r > 10 * s and rng.uniform() < coalesce:
                 polys.append(shapes.blob(cx + rng.uniform(-0.3, 0.3) * r, cy - b * rng.uniform(0.6, 1.1),
                                          r * rng.uniform(0.5, 0.9), r * rng.uniform(0.5, 0.8), 0.0, 0.08, rng))
+            elif r > 20 * s and rng.uniform() < 0.3:  # vapour mushroom: a big cap fed by narrow stems
+                cap_y = top - b - r * rng.uniform(0.6, 1.6)
+                polys = [shapes.blob(cx, cap_y, r * rng.uniform(1.1, 1.6), r * rng.uniform(0.6, 0.9),
+                                     rng.uniform(-0.15, 0.15), rng.uniform(0.05, 0.15), rng)]
+                for _ in range(int(rng.integers(1, 3))):
+                    sx = cx + rng.uniform(-0.6, 0.6) * r
+                    half = (top - cap_y) / 2 + 2
+                    polys.append(shapes.blob(sx, top - half + 2, r * rng.uniform(0.25, 0.5), half, 0.0, 0.05, rng))
             objs.append(SceneObject(polys, backlit_shading(rng, r, bg, s), "bubble"))
             if wire is not None and rng.uniform() < 0.4:  # wires also grow bubbles underneath
                 cy2 = top + wire + b * rng.uniform(0.35, 0.8)

@@ -17,8 +17,11 @@ def _specks(rng: np.random.Generator, img: np.ndarray, n: int, value: float) -> 
         cv2.circle(img, (x, y), r, float(value * rng.uniform(0.3, 0.8)), -1, cv2.LINE_AA)
 
 
-def soft_background(rng: np.random.Generator, h: int, w: int, level: float) -> np.ndarray:
-    """Bright, nearly even backlight with faint blotches, dust, and sometimes the shadows of a channel's walls."""
+def soft_background(rng: np.random.Generator, h: int, w: int, level: float, structures: bool = False) -> np.ndarray:
+    """Bright, nearly even backlight with faint blotches, dust, and sometimes the shadows of a channel's walls.
+
+    With ``structures``, sometimes also a dark horizontal band (a flange or frame): something that is not a bubble.
+    """
     img = level + rng.uniform(1, 6) * low_freq_noise(rng, h, w, rng.uniform(30, 120))
     img = img.astype(np.float32)
     if rng.uniform() < 0.45:  # vertical wall shadows near the sides, as in a pipe or tank
@@ -30,6 +33,12 @@ def soft_background(rng: np.random.Generator, h: int, w: int, level: float) -> n
                 xx = np.arange(w, dtype=np.float32)
                 band = np.exp(-0.5 * ((xx - x) / width) ** 2) * rng.uniform(10, 60)
                 img -= band[None, :]
+    if structures and rng.uniform() < 0.25:  # a flange or window frame crossing the view
+        y = rng.uniform(0, h)
+        height = rng.uniform(4, 40) * h / 512
+        yy = np.arange(h, dtype=np.float32)
+        band = np.clip(1.0 - np.abs(yy - y) / height, 0, 1) ** 0.3 * rng.uniform(20, 90)
+        img -= band[:, None]
     _specks(rng, img, int(rng.integers(0, 8)), level)
     return img
 
