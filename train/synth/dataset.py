@@ -48,8 +48,10 @@ def _render_and_write(job: tuple[int, Path, int, str, int, int, str]) -> _Writte
     return name, file, [(it.category, it.rle, tuple(float(v) for v in it.bbox)) for it in res.instances]  # type: ignore[misc]
 
 
-def check_options(scene: str, size: int, count: int, what: str = "--images") -> None:
-    """Raise :class:`MaskrtError` for a scene name, size or count a user got wrong."""
+def check_options(scene: str, size: int, count: int, what: str = "--images", seed: int = 0) -> None:
+    """Raise :class:`MaskrtError` for a scene name, size, count or seed a user got wrong."""
+    if seed < 0:
+        raise MaskrtError(f"synth: --seed {seed} must be zero or positive")
     if scene not in SCENE_NAMES:
         raise MaskrtError(f"synth: unknown scene {scene!r}; use one of {', '.join(SCENE_NAMES)}")
     if size < 32 or size > 8192:
@@ -102,7 +104,7 @@ def generate_dataset(
         >>> load_dataset(ann).class_counts()
         {'bubble': ..., 'droplet': ...}
     """
-    check_options(scene, size, images)
+    check_options(scene, size, images, seed=seed)
     if image_format not in ("jpg", "png"):
         raise MaskrtError(f"synth: image format {image_format!r} is not supported; use jpg or png")
     if workers < 1:

@@ -72,7 +72,7 @@ def render_video(
         >>> json.loads(gt.read_text())["frames"][0]["counts"]
         {'bubble': 23, 'droplet': 0}
     """
-    check_options(scene, size, frames, what="--frames")
+    check_options(scene, size, frames, what="--frames", seed=seed)
     if size % 2:
         raise MaskrtError(f"synth: --size {size} is odd; mp4 video needs an even frame size, e.g. {size + 1}")
     if fps <= 0:

@@ -95,7 +95,7 @@ def test_droplet_sizes_span_two_orders_of_magnitude(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs, word",
     [({"scene": "lava"}, "unknown scene"), ({"size": 8}, "--size"), ({"images": 0}, "--images"),
-     ({"image_format": "gif"}, "jpg or png")],
+     ({"image_format": "gif"}, "jpg or png"), ({"seed": -1}, "--seed"), ({"workers": 0}, "--workers")],
 )
 def test_bad_options_raise_one_line_errors(tmp_path: Path, kwargs: dict, word: str) -> None:
     args = {"images": 1, "size": 64, **kwargs}
