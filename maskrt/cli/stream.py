@@ -92,9 +92,8 @@ def run(
     """
     from rich.console import Console
 
-    from maskrt.runtime.stream import Wall, load_segmenter, parse_source
+    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, parse_source
     from maskrt.runtime.stream.outputs import OutputOptions, Outputs
-    from maskrt.runtime.stream.pipeline import Stream, StreamOptions
 
     console = Console(stderr=True)
     if len(inputs) > 2:

@@ -9,9 +9,10 @@ The ``maskrt run`` command is this pipeline plus the writers of :mod:`maskrt.run
 Like the rest of the runtime it never imports torch.
 """
 
-from maskrt.runtime.stream.pipeline import Stream, StreamOptions, StreamResult, load_segmenter, stream
+from maskrt.runtime.stream.pipeline import Stream, load_segmenter, stream
 from maskrt.runtime.stream.sources import SourceSpec, open_source, parse_source
 from maskrt.runtime.stream.tracking import Tracker, Wall
+from maskrt.runtime.stream.types import StreamOptions, StreamResult
 
 __all__ = [
     "SourceSpec",

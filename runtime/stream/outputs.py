@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
-from maskrt.runtime.stream.pipeline import StreamResult
+from maskrt.runtime.stream.types import StreamResult
 
 from maskrt.atomic import atomic_open, atomic_path
 from maskrt.errors import MaskrtError

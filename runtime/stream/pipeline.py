@@ -25,7 +25,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,82 +32,12 @@ import numpy as np
 from maskrt.runtime.stream.capture import Capture, CapturedFrame
 from maskrt.runtime.stream.sources import SourceSpec, open_source, parse_source
 from maskrt.runtime.stream.timing import StageTimes
-from maskrt.runtime.stream.tracking import Tracker, Wall
+from maskrt.runtime.stream.tracking import Tracker
+from maskrt.runtime.stream.types import StreamOptions, StreamResult
 
 log = logging.getLogger(__name__)
 
 _END = object()
-
-
-@dataclass
-class StreamOptions:
-    """How to read the source and what to compute per frame.
-
-    Attributes:
-        width, height, fps, loop: source options (see :func:`~maskrt.runtime.stream.sources.parse_source`).
-        realtime: process files at their frame rate, dropping frames the model cannot keep up with.
-        roi: ``(x0, y0, x1, y1)`` region of interest for counts and void fraction (None: the whole frame).
-        um_per_px: length calibration (adds micrometre columns).
-        track: give instances persistent track ids.
-        wall: departure line/region for tracking (``Wall.parse("y=420")``).
-        fps_physical: true frame rate of a high-speed recording (for times, growth rates, velocities).
-        track_high, track_low, max_lost: tracker settings (see :class:`~maskrt.runtime.stream.tracking.Tracker`).
-        max_failures, backoff_s: live-source reopen policy.
-        max_frames: stop after this many frames read (None: until the source ends or ``stop()``).
-        queue_size: depth of the queues between stages (small: latency stays low).
-        warmup: run a few blank inferences before the first frame.
-    """
-
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    loop: bool = False
-    realtime: bool = False
-    roi: tuple[int, int, int, int] | None = None
-    um_per_px: float | None = None
-    track: bool = False
-    wall: Wall | None = None
-    fps_physical: float | None = None
-    track_high: float = 0.5
-    track_low: float = 0.1
-    max_lost: int = 10
-    max_failures: int = 10
-    backoff_s: float = 0.5
-    max_frames: int | None = None
-    queue_size: int = 2
-    warmup: bool = True
-
-
-@dataclass
-class StreamResult:
-    """Everything about one processed frame. Unpacks as ``frame, instances, stats``.
-
-    Attributes:
-        index: the frame's index in the source (gaps are dropped frames).
-        frame: the BGR frame as captured.
-        instances: the segmentation (:class:`~maskrt.runtime.Instances`).
-        stats: per-frame statistics (``frame``, ``time_s``, ``count``, ``void_fraction``, diameters...).
-        measurements: per-instance measurements, each with ``track_id`` when tracking.
-        track_ids: one id per instance when tracking (-1: not tracked), else None.
-        events: departure events in this frame.
-        finished_tracks: summaries of tracks that ended at this frame.
-        timings: milliseconds per stage for this frame.
-        t_capture: ``time.perf_counter()`` when the frame was read.
-    """
-
-    index: int
-    frame: np.ndarray
-    instances: Any
-    stats: dict[str, Any]
-    measurements: list[dict[str, Any]]
-    track_ids: np.ndarray | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    finished_tracks: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    t_capture: float = 0.0
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.frame, self.instances, self.stats))
 
 
 def load_segmenter(
@@ -197,8 +126,25 @@ class Stream:
         self._t_start = 0.0
         self._t_end = 0.0
         self._started = False
+        self.owns_segmenter = False
 
     # -- control ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop, and release the source and (when this stream loaded it) the model; safe to call twice."""
+        self.stop()
+        if not self._started and self.capture.source is not None:
+            self.capture.source.close()
+            self.capture.source = None
+        if self.owns_segmenter and hasattr(self.segmenter, "close"):
+            self.segmenter.close()
+            self.owns_segmenter = False
+
+    def __enter__(self) -> Stream:  # noqa: PYI034 (typing_extensions is no runtime dependency)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def stop(self) -> None:
         """Stop reading; frames already in flight are still processed and handed out."""
         self.capture.stop()
@@ -241,6 +187,9 @@ class Stream:
                 t.join(2.0)
             if not self._t_end:
                 self._t_end = time.perf_counter()
+            if self.owns_segmenter and hasattr(self.segmenter, "close"):
+                self.segmenter.close()
+                self.owns_segmenter = False
 
     # -- stages -------------------------------------------------------------------------------
     def _guard(self, loop: Any) -> None:
@@ -435,4 +384,6 @@ def stream(
         mask_threshold=mask_threshold,
         classes=classes,
     )
-    return Stream(seg, str(source), StreamOptions(**options))
+    s = Stream(seg, str(source), StreamOptions(**options))
+    s.owns_segmenter = seg is not model
+    return s

@@ -143,3 +143,24 @@ def test_a_failing_stage_raises_in_the_caller(
     seg.infer = broken
     with pytest.raises(ValueError, match="model exploded"):
         list(Stream(seg, str(image_folder[0])))
+
+
+def test_realtime_file_playback_drops_what_inference_cannot_keep_up_with(
+    image_folder: tuple[Path, Any], threshold_segmenter: type
+) -> None:
+    folder, seq = image_folder
+    s = Stream(threshold_segmenter(delay_s=0.03), str(folder), StreamOptions(realtime=True, fps=200))
+    indices = [r.index for r in s]
+    assert (
+        indices == sorted(set(indices)) and indices[-1] == len(seq.frames) - 1
+    )  # in order; the last frame kept
+    assert s.summary["dropped"] > 0 and s.summary["dropped"] + len(indices) == len(seq.frames)
+
+
+def test_stream_as_context_manager_releases_an_unused_source(
+    image_folder: tuple[Path, Any], threshold_segmenter: type
+) -> None:
+    closed = []
+    with Stream(threshold_segmenter(), str(image_folder[0])) as s:
+        s.capture.source.close = lambda: closed.append(True)  # type: ignore[union-attr]
+    assert closed == [True] and s.capture.source is None
