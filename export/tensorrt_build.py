@@ -48,14 +48,26 @@ def require_tensorrt() -> ModuleType:
 
     Callers then ``import tensorrt as trt`` themselves, so mypy checks every use against the stubs.
     """
+    message = (
+        "building an engine needs TensorRT, which is not installed here: install it on the GPU machine "
+        "(`pip install maskrt[trt]`, or JetPack's python3-libnvinfer on Jetson), or use --format onnx"
+    )
     try:
         import tensorrt
     except ImportError as exc:
-        raise MaskrtError(
-            "building an engine needs TensorRT, which is not installed here: install it on the GPU machine "
-            "(`pip install maskrt[trt]`, or JetPack's python3-libnvinfer on Jetson), or use --format onnx"
-        ) from exc
+        raise MaskrtError(message) from exc
+    if not hasattr(tensorrt, "Builder"):  # e.g. only tensorrt-stubs' .pyi files: an empty namespace package
+        raise MaskrtError(message)
     return tensorrt
+
+
+def tensorrt_available() -> bool:
+    """Whether a real ``tensorrt`` module can be imported (not just its type stubs)."""
+    try:
+        require_tensorrt()
+    except MaskrtError:
+        return False
+    return True
 
 
 def trt_major() -> int:
