@@ -210,6 +210,10 @@ def droplets(rng: np.random.Generator, size: int) -> Scene:
     cand = shapes.power_law_radii(rng, 1600, r_min, r_max, rng.uniform(1.6, 2.4))
     gap = rng.uniform(0.5, 3.0) * s
     placed_x, placed_y, placed_r = shapes.place_circles(rng, size, cand, gap, limit=int(np.clip(450 * s, 80, 900)))
+    if rng.uniform() < 0.3:  # the track swept clean by a departed droplet: only small new ones inside
+        x0, width = rng.uniform(0, size), rng.uniform(0.1, 0.3) * size
+        swept = (np.abs(placed_x - x0) < width / 2 + placed_r) & (placed_r > rng.uniform(3, 8) * s)
+        placed_x, placed_y, placed_r = placed_x[~swept], placed_y[~swept], placed_r[~swept]
     lang = rng.uniform(0, 2 * np.pi)
     light = (float(np.cos(lang)), float(np.sin(lang)))
     rim_dark = rng.uniform(0.1, 0.55)
@@ -220,7 +224,7 @@ def droplets(rng: np.random.Generator, size: int) -> Scene:
         poly = shapes.blob(x, y, r, r * rng.uniform(0.93, 1.0), rng.uniform(0, np.pi), wob, rng)
         if transmitted:  # a lens: dark refracting rim, bright centre, like a shadowgraph bubble
             sh = Shading("backlit", rim=rng.uniform(10, 70), interior=bg * rng.uniform(0.9, 1.05),
-                         rim_width=r * rng.uniform(0.3, 0.6) + 0.5, soft=max(0.6, 0.08 * r),
+                         rim_width=r * rng.uniform(0.12, 0.35) + 0.5, soft=max(0.6, 0.15 * r),
                          core_offset=(light[0] * 0.1 * r, light[1] * 0.1 * r))
         else:
             sh = droplet_shading(rng, r, bg, light, rim_dark, body)
