@@ -92,7 +92,7 @@ def run(
     """
     from rich.console import Console
 
-    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, parse_source
+    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, open_source, parse_source
     from maskrt.runtime.stream.outputs import OutputOptions, Outputs
 
     console = Console(stderr=True)
@@ -123,12 +123,17 @@ def run(
         from maskrt.runtime.stream.outputs import check_display
 
         check_display()
-    spec = parse_source(source, width=width, height=height, fps=fps, loop=loop)  # fail fast, before the model
-    seg = load_segmenter(
-        model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
-        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
-    )  # fmt: skip
-    stream = Stream(seg, spec, options)
+    # open the source before loading the model: a wrong URL or a missing camera fails at once
+    opened = open_source(parse_source(source, width=width, height=height, fps=fps, loop=loop))
+    try:
+        seg = load_segmenter(
+            model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
+            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        )  # fmt: skip
+    except BaseException:
+        opened.close()
+        raise
+    stream = Stream(seg, opened, options)
     outs = Outputs(out_opts, fps=stream.source_fps)
     restore = _install_stop_handlers(stream, console)
     try:

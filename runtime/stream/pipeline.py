@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from maskrt.runtime.stream.capture import Capture, CapturedFrame
-from maskrt.runtime.stream.sources import SourceSpec, open_source, parse_source
+from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source, parse_source
 from maskrt.runtime.stream.timing import StageTimes
 from maskrt.runtime.stream.tracking import Tracker
 from maskrt.runtime.stream.types import StreamOptions, StreamResult
@@ -80,16 +80,23 @@ class Stream:
     """
 
     def __init__(
-        self, segmenter: Any, source: str | int | SourceSpec, options: StreamOptions | None = None
+        self,
+        segmenter: Any,
+        source: str | int | SourceSpec | FrameSource,
+        options: StreamOptions | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.options = opt = options or StreamOptions()
-        self.spec = (
-            source
-            if isinstance(source, SourceSpec)
-            else parse_source(source, width=opt.width, height=opt.height, fps=opt.fps, loop=opt.loop)
-        )
-        first = open_source(self.spec)
+        if isinstance(source, (str, int, SourceSpec)):
+            spec = (
+                source
+                if isinstance(source, SourceSpec)
+                else parse_source(source, width=opt.width, height=opt.height, fps=opt.fps, loop=opt.loop)
+            )
+            first: FrameSource = open_source(spec)
+        else:  # an already opened source (the CLI opens it before loading the model)
+            first, spec = source, source.spec
+        self.spec = spec
         self.source_fps = float(first.fps)
         self.frame_count = first.frame_count
         self.live = self.spec.live or opt.realtime

@@ -27,7 +27,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 import cv2
@@ -75,6 +75,7 @@ class SourceSpec:
     loop: bool = False
 
 
+@runtime_checkable
 class FrameSource(Protocol):
     """What the pipeline reads from: BGR uint8 frames until ``read`` returns None."""
 
@@ -106,8 +107,8 @@ def parse_source(
         raise MaskrtError(f"empty source; give one of: {GRAMMAR}")
     if text.isdigit():
         return SourceSpec(text, "camera", int(text), True, **opts)
-    if re.fullmatch(r"/dev/video\d+", text):
-        return SourceSpec(text, "camera", text, True, **opts)
+    if re.fullmatch(r"/dev/video\d+", text):  # by index: some OpenCV builds' V4L2 cannot open by name
+        return SourceSpec(text, "camera", int(text[len("/dev/video") :]), True, **opts)
     if text.startswith("gst:"):
         return SourceSpec(text, "gst", _with_appsink(text[4:].strip()), True, **opts)
     scheme = urlparse(text).scheme.lower() if "://" in text else ""
@@ -235,13 +236,11 @@ class CaptureSource:
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                 READ_TIMEOUT_MS,
             ]
-        target = spec.target
-        try:
-            cap = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)
-        except cv2.error as exc:  # some backends raise instead of returning a closed capture
-            raise MaskrtError(f"{spec.text}: could not open with {tried} ({exc})") from None
+        cap = _capture(spec.target, api, params)
+        if not cap.isOpened() and spec.kind == "camera" and api != cv2.CAP_ANY:
+            cap = _capture(spec.target, cv2.CAP_ANY, params)  # e.g. a camera served by another backend
+            tried += ", then any OpenCV backend"
         if not cap.isOpened():
-            cap.release()
             hint = {
                 "camera": "check the device exists (ls /dev/video*), is not used by another program, "
                 "and that you may read it (group 'video')",
@@ -292,6 +291,17 @@ class CaptureSource:
     def close(self) -> None:
         """Release the capture."""
         self._cap.release()
+
+
+def _capture(target: int | str, api: int, params: list[int]) -> cv2.VideoCapture:
+    """A VideoCapture, closed (not raising) when the backend cannot open ``target``."""
+    try:
+        cap = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)
+    except cv2.error:  # some backends raise instead of returning a closed capture
+        cap = cv2.VideoCapture()
+    if not cap.isOpened():
+        cap.release()
+    return cap
 
 
 class ImageSequenceSource:

@@ -25,7 +25,7 @@ def _free_port() -> int:
     [
         ("0", "camera", 0, True),
         ("2", "camera", 2, True),
-        ("/dev/video1", "camera", "/dev/video1", True),
+        ("/dev/video1", "camera", 1, True),
         ("rtsp://10.0.0.5:554/stream1", "rtsp", "rtsp://10.0.0.5:554/stream1", True),
         ("http://cam.local/video.mjpg", "http", "http://cam.local/video.mjpg", True),
         ("https://example.org/clip.mp4", "http", "https://example.org/clip.mp4", False),
