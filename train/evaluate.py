@@ -78,11 +78,13 @@ def _image_only(view: Any, idx: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1).float().div_(255.0)
 
 
-def coco_metrics(dataset: Dataset, results: list[dict[str, Any]]) -> dict[str, Any]:
+def coco_metrics(dataset: Dataset, results: list[dict[str, Any]], max_dets: int = 100) -> dict[str, Any]:
     """COCO AP of ``results`` against ``dataset``: ``{"bbox": {...}, "segm": {...}, "per_class": {...}}``.
 
     ``bbox``/``segm`` hold AP, AP50, AP75, APs, APm, APl in [0, 1] (-1 where no ground truth of that
     size exists); ``per_class`` maps class name to ``{"bbox": AP, "segm": AP, "instances": n}``.
+    ``max_dets`` is COCO's detections-per-image limit (100 is the standard; dense scenes with more
+    objects than that need the model's own limit, or recall is capped).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -92,7 +94,7 @@ def coco_metrics(dataset: Dataset, results: list[dict[str, Any]]) -> dict[str, A
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
     out: dict[str, Any] = {"images": len(dataset.images), "instances": dataset.num_instances,
-                           "detections": len(results)}
+                           "detections": len(results), "max_dets": max_dets}
     per_class: dict[str, dict[str, float]] = {
         name: {"instances": n} for name, n in dataset.class_counts().items()
     }
@@ -105,11 +107,11 @@ def coco_metrics(dataset: Dataset, results: list[dict[str, Any]]) -> dict[str, A
         with contextlib.redirect_stdout(io.StringIO()):
             dt = gt.loadRes([dict(r) for r in results])
             ev = COCOeval(gt, dt, iou_type)
+            ev.params.maxDets = [1, 10, max_dets]  # summarize() reads AP at maxDets[2]
             ev.evaluate()
             ev.accumulate()
-            ev.summarize()
-        out[iou_type] = {k: float(v) for k, v in zip(STAT_NAMES, ev.stats[:6])}
         precision = ev.eval["precision"]  # [T, R, K, A, M]
+        out[iou_type] = _summary(precision, ev.params.iouThrs)
         for k, cat_id in enumerate(ev.params.catIds):
             p = precision[:, :, k, 0, -1]
             p = p[p > -1]
@@ -119,13 +121,34 @@ def coco_metrics(dataset: Dataset, results: list[dict[str, Any]]) -> dict[str, A
     return out
 
 
+def _summary(precision: np.ndarray, iou_thrs: np.ndarray) -> dict[str, float]:
+    """COCO's six AP numbers at the last maxDets (pycocotools' summarize() assumes maxDets=100)."""
+
+    def mean(p: np.ndarray) -> float:
+        p = p[p > -1]
+        return float(p.mean()) if p.size else -1.0
+
+    t50 = int(np.argmin(np.abs(iou_thrs - 0.5)))
+    t75 = int(np.argmin(np.abs(iou_thrs - 0.75)))
+    return {
+        "AP": mean(precision[:, :, :, 0, -1]),
+        "AP50": mean(precision[t50, :, :, 0, -1]),
+        "AP75": mean(precision[t75, :, :, 0, -1]),
+        "APs": mean(precision[:, :, :, 1, -1]),
+        "APm": mean(precision[:, :, :, 2, -1]),
+        "APl": mean(precision[:, :, :, 3, -1]),
+    }
+
+
 def evaluate_model(model: torch.nn.Module, dataset: Dataset, device: str | torch.device = "cpu",
                    results_json: str | Path | None = None, progress: Any = None) -> dict[str, Any]:
     """Predict and score in one call; optionally write the COCO results JSON (masks as RLE)."""
     results = predict(model, dataset, device, progress=progress)
     if results_json is not None:
         write_text(results_json, json.dumps(results))
-    return coco_metrics(dataset, results)
+    roi_heads = getattr(model, "roi_heads", None)
+    max_dets = max(100, int(getattr(roi_heads, "detections_per_img", 100)))
+    return coco_metrics(dataset, results, max_dets=max_dets)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -197,6 +197,11 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
             mask_head=MaskRCNNHeads(256, [256, 256, 256, 256], 1, norm_layer=nn.BatchNorm2d),
             **common,
         )
+    # dense scenes (hundreds of droplets): keep more test-time proposals than detections
+    post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
+    if post["testing"] < 2 * recipe.max_det:
+        post["testing"] = 2 * recipe.max_det
+        pre["testing"] = max(pre["testing"], 4 * recipe.max_det)
     if weights == "coco":
         _load_coco(model, recipe.arch)
     return model

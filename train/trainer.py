@@ -132,6 +132,12 @@ def _datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     return train_ds, val_ds
 
 
+def suggested_max_det(dataset: Any) -> int:
+    """Detections to keep per image: 100, or 1.25x the most instances on one training image (max 1000)."""
+    most = max((len(im.annotations) for im in dataset.images), default=0)
+    return int(min(1000, max(100, math.ceil(most * 1.25 / 50) * 50)))
+
+
 class _Progress:
     """A rich progress bar with live losses on rank 0; silent elsewhere."""
 
@@ -215,7 +221,8 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
         model = build_model(recipe)
         model.load_state_dict(resume_ckpt["model"])
     else:
-        recipe, model = model_for_training(cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights)
+        recipe, model = model_for_training(cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights,
+                                           max_det=suggested_max_det(train_ds))
     cfg.arch = recipe.arch
     model.to(device)
     ipe = iters_per_epoch(len(train_ds.images), cfg.batch, dist.world_size)

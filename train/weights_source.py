@@ -53,7 +53,8 @@ def read_weights(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelReci
 
 
 def model_for_training(arch: str | None, classes: list[str], image_size: int, weights: str = "none",
-                       anchor_sizes: list[list[int]] | None = None) -> tuple[ModelRecipe, torch.nn.Module]:
+                       anchor_sizes: list[list[int]] | None = None,
+                       max_det: int = 100) -> tuple[ModelRecipe, torch.nn.Module]:
     """Build the model a run starts from, with ``weights`` loaded; class-specific layers replaced if classes differ.
 
     Args:
@@ -62,11 +63,12 @@ def model_for_training(arch: str | None, classes: list[str], image_size: int, we
         image_size: training/inference size (longer side).
         weights: ``none``, ``imagenet``, ``coco``, ``bubbles-lite`` or a path.
         anchor_sizes: override the preset's anchors (a checkpoint's anchors are kept for the same preset).
+        max_det: detections kept per image (dense scenes need more than 100).
     """
     w = (weights or "none").strip()
     if w in ("none", "imagenet", "coco"):
         recipe = ModelRecipe(arch=arch or "lite", classes=list(classes), image_size=image_size,
-                             anchor_sizes=anchor_sizes or [])
+                             anchor_sizes=anchor_sizes or [], max_det=max_det)
         if w == "imagenet":
             from maskrt.train.weights import ensure_cached, imagenet_weights
 
@@ -76,7 +78,7 @@ def model_for_training(arch: str | None, classes: list[str], image_size: int, we
     arch = arch or (src.arch if src else "lite")
     same_arch = src is not None and src.arch == arch
     recipe = ModelRecipe(
-        arch=arch, classes=list(classes), image_size=image_size,
+        arch=arch, classes=list(classes), image_size=image_size, max_det=max_det,
         anchor_sizes=anchor_sizes or (src.anchor_sizes if same_arch and src else []),
         **({"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std} if same_arch and src else {}),
     )

@@ -56,6 +56,15 @@ def test_displaced_and_missing_predictions_score_lower() -> None:
     assert half["per_class"]["bubble"]["segm"] == pytest.approx(1.0)
     assert half["per_class"]["droplet"]["segm"] == pytest.approx(0.0)
     assert half["segm"]["AP"] == pytest.approx(0.5)
+    # an image with more objects than COCO's 100 detections: the model's own limit keeps recall whole
+    many = Dataset(["bubble"], [ImageRecord("big.png", 400, 400, [
+        Annotation(0, [np.array([[x, y], [x + 6, y], [x + 6, y + 6], [x, y + 6]], dtype=float)])
+        for x in range(5, 395, 20) for y in range(5, 145, 20)], 1)])
+    assert many.num_instances == 140
+    capped = coco_metrics(many, _results(many), max_dets=100)
+    whole = coco_metrics(many, _results(many), max_dets=200)
+    assert capped["segm"]["AP50"] < 0.8 and whole["segm"]["AP50"] == pytest.approx(1.0)
+    assert whole["max_dets"] == 200
     empty = coco_metrics(ds, [])
     assert empty["segm"]["AP"] == 0.0 and empty["detections"] == 0
 
