@@ -17,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -210,22 +211,27 @@ def boxes_from_masks(target: dict[str, Any], min_area: int = 1) -> dict[str, Any
 
     Boxes use the pixel-edge convention: a mask covering columns 3..5 gets ``x0 = 3, x1 = 6``.
     """
-    masks = torch.as_tensor(target["masks"]).as_subclass(torch.Tensor).bool()
+    masks = torch.as_tensor(target["masks"]).as_subclass(torch.Tensor)
     n, h, w = masks.shape
-    keep = masks.flatten(1).sum(1) >= min_area if n else torch.zeros(0, dtype=torch.bool)
-    masks = masks[keep]
-    boxes = torch.zeros((int(keep.sum()), 4), dtype=torch.float32)
-    if len(masks):
-        cols = masks.any(1)  # (N, W)
-        rows = masks.any(2)  # (N, H)
-        xs = torch.arange(w)
-        ys = torch.arange(h)
-        boxes[:, 0] = torch.where(cols, xs, w).amin(1).float()
-        boxes[:, 2] = torch.where(cols, xs, -1).amax(1).float() + 1
-        boxes[:, 1] = torch.where(rows, ys, h).amin(1).float()
-        boxes[:, 3] = torch.where(rows, ys, -1).amax(1).float() + 1
+    m = masks.numpy().astype(bool, copy=False)
+    rows = m.any(2)  # (N, H): cheap reductions over small arrays from here on
+    cols = m.any(1)  # (N, W)
+    if min_area <= 1:
+        keep_np = rows.any(1)
+    else:
+        keep_np = m.reshape(n, -1).sum(1) >= min_area
+    rows, cols = rows[keep_np], cols[keep_np]
+    boxes_np = np.zeros((len(rows), 4), dtype=np.float32)
+    if len(rows):
+        boxes_np[:, 0] = cols.argmax(1)
+        boxes_np[:, 2] = w - cols[:, ::-1].argmax(1)
+        boxes_np[:, 1] = rows.argmax(1)
+        boxes_np[:, 3] = h - rows[:, ::-1].argmax(1)
+    keep = torch.from_numpy(keep_np)
+    masks = masks[keep] if not bool(keep.all()) else masks
+    boxes = torch.from_numpy(boxes_np)
     out = dict(target)
-    out["masks"] = tv_tensors.Mask(masks.to(torch.uint8))
+    out["masks"] = tv_tensors.Mask(masks if masks.dtype == torch.uint8 else masks.to(torch.uint8))
     out["boxes"] = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(h, w))
     for key in ("labels", "area", "iscrowd"):
         if key in target:
