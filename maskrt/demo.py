@@ -1,0 +1,305 @@
+"""`maskrt demo`: the whole runtime on a synthetic boiling video, offline, with the bundled model.
+
+It renders a short moving scene with known ground truth (:func:`maskrt.train.synth.render_video`,
+numpy + OpenCV only), runs the real-time stream pipeline on it with the bundled ``bubbles-lite``
+model, writes the annotated video, per-frame and per-instance CSVs and PNG plots, scores the result
+against the ground truth, and benchmarks the model on the same frames. Nothing here needs torch.
+
+Example:
+    >>> from maskrt.demo import run_demo
+    >>> result = run_demo("demo-out", frames=60)
+    >>> result.accuracy["f1"], result.summary["fps"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrt import rle as rle_codec
+from maskrt.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+IOU_MATCH = 0.5
+"""A prediction counts as correct when its mask overlaps a ground-truth instance with IoU >= this."""
+
+
+@dataclass
+class DemoResult:
+    """What the demo wrote and measured."""
+
+    out: Path
+    files: dict[str, Path]
+    accuracy: dict[str, float]
+    summary: dict[str, Any]
+    bench: dict[str, Any] | None = None
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def match_frame(pred_masks: list[np.ndarray], gt_masks: list[np.ndarray], iou: float = IOU_MATCH) -> int:
+    """Number of one-to-one matches between predicted and true masks at ``iou`` (greedy, best pairs first)."""
+    if not pred_masks or not gt_masks:
+        return 0
+    p = np.stack([m.ravel() for m in pred_masks]).astype(np.float32)
+    g = np.stack([m.ravel() for m in gt_masks]).astype(np.float32)
+    inter = p @ g.T
+    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
+    ious = inter / np.maximum(union, 1.0)
+    matched = 0
+    while True:
+        k = int(np.argmax(ious))
+        i, j = divmod(k, ious.shape[1])
+        if ious[i, j] < iou:
+            return matched
+        matched += 1
+        ious[i, :] = -1.0
+        ious[:, j] = -1.0
+
+
+class TruthScore:
+    """Running comparison with the ground truth: instance masks matched at IoU 0.5, counts, void fraction.
+
+    Args:
+        gt: the ground-truth JSON of :func:`~maskrt.train.synth.render_video`.
+    """
+
+    def __init__(self, gt: dict[str, Any]) -> None:
+        self.truth = {f["index"]: f for f in gt["frames"]}
+        self.tp = self.n_pred = self.n_gt = 0
+        self.count_err: list[int] = []
+        self.rel_count: list[float] = []
+        self.void_err: list[float] = []
+
+    def add(self, index: int, pred_masks: list[np.ndarray], count: int, void_fraction: float) -> None:
+        """Score one processed frame (frames without ground truth are ignored)."""
+        t = self.truth.get(index)
+        if t is None:
+            return
+        gt_masks = [rle_codec.decode(i["segmentation"]) for i in t["instances"]]
+        self.tp += match_frame(pred_masks, gt_masks)
+        self.n_pred += len(pred_masks)
+        self.n_gt += len(gt_masks)
+        self.count_err.append(abs(count - len(gt_masks)))
+        self.rel_count.append(abs(count - len(gt_masks)) / max(len(gt_masks), 1))
+        self.void_err.append(abs(void_fraction - float(t["void_fraction"])))
+
+    def result(self) -> dict[str, float]:
+        """Precision, recall, F1 (IoU 0.5), mean absolute count error (absolute and relative), void-fraction MAE."""
+        precision = self.tp / self.n_pred if self.n_pred else 0.0
+        recall = self.tp / self.n_gt if self.n_gt else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        n = len(self.count_err)
+        return {
+            "frames": float(n),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "count_mae": float(np.mean(self.count_err)) if n else 0.0,
+            "count_rel_err": float(np.mean(self.rel_count)) if n else 0.0,
+            "void_fraction_mae": float(np.mean(self.void_err)) if n else 0.0,
+            "gt_instances_per_frame": self.n_gt / max(n, 1),
+        }
+
+
+def run_demo(
+    out: str | Path = "demo-out",
+    *,
+    frames: int = 90,
+    size: int = 512,
+    scene: str = "boiling-side",
+    seed: int = 7,
+    model: str | Path | None = None,
+    threads: int | None = None,
+    bench_iters: int = 10,
+    plots: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> DemoResult:
+    """Render a synthetic video, segment it live with the bundled model, and write every output.
+
+    Args:
+        out: output folder (created).
+        frames: video length in frames.
+        size: frame side in pixels.
+        scene: synthetic scene (``boiling-side``, ``boiling-bottom``, ``droplets``, ``taylor``).
+        seed: scene seed.
+        model: model artifact; None for the bundled model.
+        threads: ONNX Runtime threads (None: its default).
+        bench_iters: timed iterations of the benchmark table (0 skips it).
+        plots: write the PNG plots (needs matplotlib; skipped with a note without it).
+        progress: called as ``progress(stage, done, total)``.
+
+    Returns:
+        A :class:`DemoResult` with the files written, accuracy against ground truth and the stream summary.
+    """
+    from maskrt.runtime.stream import Stream, StreamOptions, load_segmenter
+    from maskrt.runtime.stream.outputs import OutputOptions, Outputs
+    from maskrt.train.synth import render_video
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "input": out / "input.mp4",
+        "video": out / "annotated.mp4",
+        "frames_csv": out / "frames.csv",
+        "instances_csv": out / "instances.csv",
+        "summary": out / "summary.json",
+    }
+    cb = progress or (lambda stage, done, total: None)
+    gt_path = render_video(
+        files["input"], frames=frames, size=size, scene=scene, seed=seed,
+        progress=lambda d, t: cb("render", d, t),
+    )  # fmt: skip
+    files["ground_truth"] = Path(gt_path)
+    gt = json.loads(Path(gt_path).read_text())
+
+    seg = load_segmenter(model, threads=threads)
+    stream = Stream(seg, str(files["input"]), StreamOptions(track=True))
+    outs = Outputs(
+        OutputOptions(save=files["video"], csv=files["frames_csv"], instances=files["instances_csv"]),
+        fps=stream.source_fps,
+    )
+    score = TruthScore(gt)
+    per_frame: list[dict[str, Any]] = []
+    diameters: list[float] = []
+    stage_rows: list[dict[str, float]] = []
+    try:
+        for result in stream:
+            outs.write(result)
+            inst = result.instances
+            count, void = int(result.stats["count"]), float(result.stats["void_fraction"])
+            score.add(result.index, [inst.mask(i) for i in range(len(inst))], count, void)
+            per_frame.append({"index": result.index, "count": count, "void_fraction": void})
+            diameters.extend(float(m["eq_diameter_px"]) for m in result.measurements if "eq_diameter_px" in m)
+            stage_rows.append(dict(result.timings))
+            cb("segment", len(per_frame), frames)
+    finally:
+        outs.close()
+    summary = stream.summary
+    summary["model"] = str(getattr(seg, "path", model) or "bundled")
+    accuracy = score.result()
+    notes: list[str] = []
+
+    if plots:
+        try:
+            files.update(_plots(out, per_frame, gt, diameters, stage_rows))
+        except ImportError:
+            notes.append("plots skipped: matplotlib is not installed (pip install 'maskrt[plot]')")
+
+    bench_doc = None
+    if bench_iters > 0:
+        bench_doc = _bench(seg, per_frame_frames(files["input"], 8), bench_iters, threads)
+        from maskrt.runtime.bench import write_json, write_markdown
+
+        files["bench_json"] = write_json(out / "bench.json", bench_doc)
+        files["bench_md"] = write_markdown(out / "bench.md", bench_doc)
+
+    wall = time.perf_counter() - t0
+    doc = {
+        "scene": scene, "frames": frames, "size": size, "seed": seed,
+        "model": str(getattr(seg, "path", model) or "bundled"),
+        "accuracy": accuracy, "stream": summary, "wall_s": wall, "notes": notes,
+    }  # fmt: skip
+    write_text(files["summary"], json.dumps(doc, indent=2, default=str) + "\n")
+    return DemoResult(out, files, accuracy, summary, bench_doc, wall, notes)
+
+
+def per_frame_frames(video: Path, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` frames of a video, spread over its length, for the benchmark table."""
+    from maskrt.runtime.bench import video_frames
+
+    return video_frames(video, limit=limit)
+
+
+def _bench(seg: Any, frames: list[np.ndarray], iters: int, threads: int | None) -> dict[str, Any]:
+    """Time the already-loaded model on the demo's frames (ONNX Runtime on this machine)."""
+    from maskrt.runtime.bench import BenchRow, results_document, system_info
+    from maskrt.runtime.bench.runner import bench_artifact
+
+    path = str(getattr(seg, "path", "model"))
+    row: BenchRow = bench_artifact(
+        path, "ort-cpu", frames, threads=threads, warmup=2, iters=iters, loader=lambda *a, **k: seg
+    )
+    config = {"frames_desc": f"{len(frames)} frames of the demo video, rotated", "warmup": 2,
+              "timed": f"{iters} timed frames", "iters": iters}
+    return results_document([row], system_info(), config)
+
+
+def _plots(
+    out: Path,
+    per_frame: list[dict[str, Any]],
+    gt: dict[str, Any],
+    diameters: list[float],
+    stage_rows: list[dict[str, float]],
+) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from maskrt.atomic import atomic_path
+
+    written: dict[str, Path] = {}
+    truth = {f["index"]: f for f in gt["frames"]}
+    fps = float(gt.get("fps", 30.0)) or 30.0
+    idx = [f["index"] for f in per_frame]
+    t = np.asarray(idx, dtype=float) / fps
+
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    a1.plot(t, [f["count"] for f in per_frame], label="maskrt")
+    a1.plot(t, [len(truth[i]["instances"]) if i in truth else np.nan for i in idx], "--", label="ground truth")
+    a1.set_ylabel("instances")
+    a1.legend(loc="upper left")
+    a2.plot(t, [100 * f["void_fraction"] for f in per_frame], label="maskrt")
+    a2.plot(t, [100 * float(truth[i]["void_fraction"]) if i in truth else np.nan for i in idx], "--",
+            label="ground truth")
+    a2.set_ylabel("void fraction (%)")
+    a2.set_xlabel("time (s)")
+    a2.legend(loc="upper left")
+    fig.suptitle("Count and void fraction over time")
+    written["plot_timeseries"] = _save(fig, out / "count_void.png", atomic_path)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    gt_d = [2.0 * np.sqrt(float(i["area"]) / np.pi) for f in gt["frames"] for i in f["instances"]
+            if f["index"] in set(idx)]
+    bins = np.histogram_bin_edges(np.asarray(gt_d + diameters or [0.0, 1.0]), bins=30)
+    ax.hist(gt_d, bins=bins, alpha=0.5, label="ground truth")
+    ax.hist(diameters, bins=bins, alpha=0.5, label="maskrt")
+    ax.set_xlabel("equivalent diameter (px)")
+    ax.set_ylabel("instances (all frames)")
+    ax.legend()
+    ax.set_title("Bubble size distribution")
+    written["plot_sizes"] = _save(fig, out / "sizes.png", atomic_path)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    stages = [s for s in ("preprocess", "infer", "postprocess", "measure", "track", "output") if
+              any(s in r for r in stage_rows)]
+    extra = sorted({k for r in stage_rows for k in r} - set(stages))
+    stages += extra
+    means = [float(np.mean([r.get(s, 0.0) for r in stage_rows])) for s in stages]
+    p99 = [float(np.percentile([r.get(s, 0.0) for r in stage_rows], 99)) for s in stages]
+    ax.bar(stages, means, yerr=[np.zeros(len(means)), np.maximum(np.asarray(p99) - means, 0)], capsize=4)
+    ax.set_ylabel("ms per frame (mean, p99 whisker)")
+    ax.set_title("Latency per stage")
+    ax.tick_params(axis="x", rotation=30)
+    written["plot_latency"] = _save(fig, out / "latency.png", atomic_path)
+    return written
+
+
+def _save(fig: Any, path: Path, atomic_path: Any) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
