@@ -5,7 +5,8 @@ with the ``maskrt bench`` command itself (one process per preset, so memory numb
 the runtime on ``--backend`` (default ONNX Runtime CPU) and the PyTorch eager baseline of the same
 checkpoint (``--torch``), on synthetic 512x512 scenes with 30 bubbles. The score threshold is 0.05,
 so the untrained models return up to 100 instances per frame (a worst case for the mask work).
-Writes ``results/scaling_presets.json`` (all rows), ``results/scaling_presets.md`` and ``.png``.
+Writes ``results/scaling_presets.json`` (all rows), ``results/scaling_presets.md`` and ``.png``, and each
+preset's own ``maskrt bench`` JSON in ``results/scaling_presets/``.
 
     python benchmarks/scaling_presets.py [--iters 10] [--threads 2] [--backend ort-cuda --device cuda]
 """
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     for preset in presets:
         ckpt = checkpoint(preset)
         onnx = exported(ckpt, args.size, 100)
-        out = RESULTS / f"bench_{preset}_{args.size}.json"
+        out = RESULTS / "scaling_presets" / f"{preset}_{args.size}.json"  # per-preset parts, out of the summary
         cmd = [sys.executable, "-m", "maskrt", "-q", "bench", str(onnx), "--backend", args.backend,
                "--torch", str(ckpt), "--torch-device", args.device, "--conf", str(CONF),
                "--iters", str(iters), "--warmup", str(args.warmup), "--json", str(out)]

@@ -114,7 +114,8 @@ def table_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list
     return header, cells, notes
 
 
-COMPACT = ("Model", "Backend", "Status", "Input", "p50 ms", "p99 ms", "FPS p50/run", "Inst.", "vs eager")
+COMPACT = ("Model", "Backend", "Status", "Input", "p50 ms", "p99 ms", "FPS p50/run", "stages ms (p50)", "Inst.",
+           "vs eager")
 
 
 def to_markdown(doc: Mapping[str, Any], compact: bool = False) -> str:
@@ -194,8 +195,9 @@ def write_png(path: str | Path, doc: Mapping[str, Any]) -> Path | None:
         text = f"{r['latency']['p50']:.0f} ms"
         if r.get("speedup"):
             text += f"\n{r['speedup']:.2f}x"
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, r["latency"]["p99"]), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 3), textcoords="offset points")  # above the whisker
+    ax.set_ylim(0, max(p99) * 1.18)
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
     ax.set_ylabel("latency per frame, ms (bar p50, whisker p99)")
     ax.set_title(describe(doc["system"]).split(" | ")[0], fontsize=8)
