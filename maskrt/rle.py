@@ -106,3 +106,27 @@ def area(rle: dict[str, Any]) -> int:
     if isinstance(counts, str):
         counts = string_to_counts(counts)
     return int(sum(counts[1::2]))
+
+
+def counts_bbox(counts: list[int], height: int, width: int) -> tuple[float, float, float, float]:
+    """Tight ``[x, y, w, h]`` box of an RLE's foreground straight from its counts (no decoding).
+
+    Runs are column-major: a run of ones from flat index ``s`` to ``e`` covers columns ``s // h`` to
+    ``e // h``; a run spanning two or more columns reaches both the top and the bottom row.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    if c.size < 2:
+        return (0.0, 0.0, 0.0, 0.0)
+    ends = np.cumsum(c)
+    starts = ends[0::2][: len(c[1::2])]  # flat start of each run of ones
+    lengths = c[1::2]
+    keep = lengths > 0
+    if not keep.any():
+        return (0.0, 0.0, 0.0, 0.0)
+    s, e = starts[keep], starts[keep] + lengths[keep] - 1
+    col0, col1 = s // height, e // height
+    multi = col1 > col0
+    y0 = int(np.where(multi, 0, s % height).min())
+    y1 = int(np.where(multi, height - 1, e % height).max()) + 1
+    x0, x1 = int(col0.min()), int(col1.max()) + 1
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))

@@ -121,6 +121,9 @@ def make_annotation(
     mask or RLE, all parts are rasterised and united into one compressed RLE (box = tight pixel box).
     ``part_items`` names each part in messages (default: ``"<item>, part k"``).
     """
+    if len(parts) == 1 and parts[0].rle is not None and part_items is None:
+        # one RLE (synthetic and exported datasets): check it from its counts, no full-frame decode
+        return _rle_annotation(category, parts[0].rle, width, height, item, log, iscrowd)
     polys: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     keep_rle: dict[str, Any] | None = None
@@ -174,3 +177,36 @@ def make_annotation(
         union |= rasterize_polygons(polys, height, width)
     rle = keep_rle if keep_rle is not None else rle_codec.encode(union)
     return Annotation(category, rle=rle, bbox=mask_bbox(union), iscrowd=iscrowd, source=item)
+
+
+def _rle_annotation(
+    category: int, rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog, iscrowd: bool
+) -> Annotation | None:
+    """One-RLE instance checked on its run lengths: size, corrupt counts, emptiness, tight box."""
+    try:
+        size = [int(v) for v in rle["size"]]
+        counts = rle["counts"]
+    except (KeyError, TypeError, ValueError):
+        log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
+        return None
+    if size != [height, width]:
+        log.add(item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped")
+        return None
+    try:
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        runs = rle_codec.string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+        if any(c < 0 for c in runs):
+            raise ValueError("negative run length")
+        if sum(runs) != height * width:
+            raise ValueError(f"RLE counts sum to {sum(runs)}, expected {height * width} for {height}x{width}")
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        log.add(item, f"RLE counts are corrupt ({exc}); skipped")
+        return None
+    if sum(runs[1::2]) == 0:
+        log.add(item, "mask is empty (zero area); skipped")
+        return None
+    keep = {"size": size, "counts": counts if isinstance(counts, str) else rle_codec.counts_to_string(runs)}
+    return Annotation(
+        category, rle=keep, bbox=rle_codec.counts_bbox(runs, height, width), iscrowd=iscrowd, source=item
+    )
