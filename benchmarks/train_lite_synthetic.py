@@ -1,12 +1,13 @@
-"""Train ``lite`` from scratch on synthetic ``mixed`` scenes, score it on a held-out synthetic set (other seed).
+"""Train ``lite`` from scratch on synthetic ``mixed`` scenes; score it on a held-out set (another seed).
 
-Writes iterations, wall time, images/s, box and mask AP/AP50 to ``benchmarks/results/train_lite_synthetic.json``.
+Writes iterations, wall time, images/s, box and mask AP/AP50 to
+``benchmarks/results/train_lite_synthetic.json``.
 Speed is also given as a ratio to a baseline measured in the same run: the bare training step of the
 same model on one fixed in-memory batch (no data loading or augmentation), so the ratio shows what the
 input pipeline and evaluation cost. Target: mask AP50 >= 0.90 on the held-out set.
 
     python benchmarks/train_lite_synthetic.py --iters 3000 --batch 8 --imgsz 512 --lr 0.02      # the long run
-    python benchmarks/train_lite_synthetic.py --iters 40 --train-images 40 --val-images 10 --imgsz 256  # smoke
+    python benchmarks/train_lite_synthetic.py --iters 40 --train-images 40 --val-images 10 --imgsz 256
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", action="store_true")
     ap.add_argument("--eval-every", type=int, default=None)
-    ap.add_argument("--work", type=Path, default=Path("runs/bench-lite-synthetic"), help="data and run folder")
+    ap.add_argument(
+        "--work", type=Path, default=Path("runs/bench-lite-synthetic"), help="data and run folder"
+    )
     ap.add_argument("--resume", action="store_true", help="continue the run in --work/run")
     ap.add_argument("--out", type=Path, default=RESULTS / "train_lite_synthetic.json")
     args = ap.parse_args()
@@ -87,20 +90,41 @@ def main() -> None:
     train_ann = _dataset(args.work / "data", args.train_images, args.imgsz, args.seed)
     val_ann = _dataset(args.work / "data", args.val_images, args.imgsz, args.val_seed)
     gen_s = time.perf_counter() - t0
-    cfg = TrainConfig(data=[str(train_ann)], val=[str(val_ann)], arch="lite", imgsz=args.imgsz, iters=args.iters,
-                      batch=args.batch, lr=args.lr, optimizer=args.optimizer, augment=args.augment,
-                      workers=args.workers, device=args.device, amp=args.amp, out=str(args.work / "run"),
-                      resume=args.resume, weights="none", eval_every=args.eval_every, save_every=100)
+    cfg = TrainConfig(
+        data=[str(train_ann)],
+        val=[str(val_ann)],
+        arch="lite",
+        imgsz=args.imgsz,
+        iters=args.iters,
+        batch=args.batch,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        augment=args.augment,
+        workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        out=str(args.work / "run"),
+        resume=args.resume,
+        weights="none",
+        eval_every=args.eval_every,
+        save_every=100,
+    )
     result = train(cfg)
     base = _baseline_step_s(args.imgsz, args.batch) if result.train_s > 0 else 0.0
     step_s = result.train_s / max(1, result.iterations) if result.train_s > 0 else 0.0
     m = result.metrics
     row = {
         "benchmark": "train_lite_synthetic",
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "device": cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"),
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "load_avg_1m": os.getloadavg()[0]},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": cfg.device
+            if cfg.device != "auto"
+            else ("cuda" if torch.cuda.is_available() else "cpu"),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "load_avg_1m": os.getloadavg()[0],
+        },
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
         "lr": cfg.default_lr(),
         "iterations": result.iterations,
@@ -121,8 +145,22 @@ def main() -> None:
         "checkpoint": str(result.best or result.last),
     }
     write_text(args.out, json.dumps(row, indent=2))
-    print(json.dumps({k: row[k] for k in ("iterations", "wall_s", "images_per_s", "mask_AP50", "mask_AP",
-                                          "box_AP50", "speed_ratio_to_bare_step")}))
+    print(
+        json.dumps(
+            {
+                k: row[k]
+                for k in (
+                    "iterations",
+                    "wall_s",
+                    "images_per_s",
+                    "mask_AP50",
+                    "mask_AP",
+                    "box_AP50",
+                    "speed_ratio_to_bare_step",
+                )
+            }
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -1,4 +1,4 @@
-"""maskrt.train: datasets, synthetic scenes, augmentation, Mask R-CNN presets, training and evaluation (needs torch).
+"""maskrt.train: datasets, synthetic scenes, augmentation, Mask R-CNN presets, training, evaluation.
 
 The training API is imported lazily, so ``maskrt.train.synth`` and ``maskrt.train.data`` work without torch:
 

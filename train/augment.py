@@ -1,4 +1,4 @@
-"""Training augmentation on torchvision ``transforms.v2`` with ``tv_tensors``: image, masks and boxes move together.
+"""Training augmentation on torchvision ``transforms.v2`` + ``tv_tensors``: image, masks, boxes move together.
 
 Geometric transforms (flips, 90-degree rotations, small rotations, scale jitter with crop or pad)
 move the masks with the image; boxes are then recomputed tight around each transformed mask and
@@ -26,14 +26,54 @@ from torchvision.transforms.v2 import functional as F
 from maskrt.errors import MaskrtError
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "none": dict(hflip=0.0, vflip=0.0, rot90=0.0, rotate=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0,
-                 gamma=0.0, blur=0.0, noise=0.0),
-    "light": dict(hflip=0.5, vflip=0.0, rot90=0.0, rotate=0.0, scale=(0.8, 1.25), brightness=0.2, contrast=0.2,
-                  gamma=0.0, blur=0.0, noise=0.0),
-    "default": dict(hflip=0.5, vflip=0.5, rot90=0.5, rotate=10.0, scale=(0.6, 1.6), brightness=0.3, contrast=0.3,
-                    gamma=0.3, blur=0.2, noise=0.03),
-    "heavy": dict(hflip=0.5, vflip=0.5, rot90=0.5, rotate=25.0, scale=(0.4, 2.0), brightness=0.5, contrast=0.5,
-                  gamma=0.5, blur=0.4, noise=0.06),
+    "none": dict(
+        hflip=0.0,
+        vflip=0.0,
+        rot90=0.0,
+        rotate=0.0,
+        scale=(1.0, 1.0),
+        brightness=0.0,
+        contrast=0.0,
+        gamma=0.0,
+        blur=0.0,
+        noise=0.0,
+    ),
+    "light": dict(
+        hflip=0.5,
+        vflip=0.0,
+        rot90=0.0,
+        rotate=0.0,
+        scale=(0.8, 1.25),
+        brightness=0.2,
+        contrast=0.2,
+        gamma=0.0,
+        blur=0.0,
+        noise=0.0,
+    ),
+    "default": dict(
+        hflip=0.5,
+        vflip=0.5,
+        rot90=0.5,
+        rotate=10.0,
+        scale=(0.6, 1.6),
+        brightness=0.3,
+        contrast=0.3,
+        gamma=0.3,
+        blur=0.2,
+        noise=0.03,
+    ),
+    "heavy": dict(
+        hflip=0.5,
+        vflip=0.5,
+        rot90=0.5,
+        rotate=25.0,
+        scale=(0.4, 2.0),
+        brightness=0.5,
+        contrast=0.5,
+        gamma=0.5,
+        blur=0.4,
+        noise=0.06,
+    ),
 }
 
 
@@ -201,7 +241,9 @@ class RandomNoise(v2.Transform):
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if isinstance(inpt, tv_tensors.Image) and params["sigma"] > 0:
-            noisy = inpt.as_subclass(torch.Tensor) + torch.randn_like(inpt, dtype=torch.float32) * params["sigma"]
+            noisy = (
+                inpt.as_subclass(torch.Tensor) + torch.randn_like(inpt, dtype=torch.float32) * params["sigma"]
+            )
             return tv_tensors.wrap(noisy.clamp_(0, 1).to(inpt.dtype), like=inpt)
         return inpt
 

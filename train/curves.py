@@ -69,8 +69,12 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
     axes[1].set_xlabel("iteration")
     for t, label in (("segm", "mask"), ("bbox", "box")):
         for stat in ("AP", "AP50"):
-            axes[2].plot([r["iter"] for r in evals], [r["eval"][t][stat] for r in evals], marker="o",
-                         label=f"{label} {stat}")
+            axes[2].plot(
+                [r["iter"] for r in evals],
+                [r["eval"][t][stat] for r in evals],
+                marker="o",
+                label=f"{label} {stat}",
+            )
     axes[2].set_title("validation")
     axes[2].set_xlabel("iteration")
     axes[2].set_ylim(0, 1)

@@ -69,8 +69,9 @@ def read_coco(path: Path) -> Dataset:
     index = {cid: i for i, cid in enumerate(cat_ids)}
     images: dict[int, ImageRecord] = {}
     for im in data["images"]:
-        images[im["id"]] = ImageRecord(json_path.parent / im["file_name"], int(im["width"]), int(im["height"]), [],
-                                       int(im["id"]))
+        images[im["id"]] = ImageRecord(
+            json_path.parent / im["file_name"], int(im["width"]), int(im["height"]), [], int(im["id"])
+        )
     for a in data["annotations"]:
         if a["category_id"] not in index or a["image_id"] not in images:
             continue
@@ -82,8 +83,14 @@ def read_coco(path: Path) -> Dataset:
         elif isinstance(seg, dict):
             rle = seg
         images[a["image_id"]].annotations.append(
-            Annotation(index[a["category_id"]], polys, rle, tuple(a["bbox"]) if "bbox" in a else None,
-                       bool(a.get("iscrowd", 0)), f"annotation {a.get('id')}")
+            Annotation(
+                index[a["category_id"]],
+                polys,
+                rle,
+                tuple(a["bbox"]) if "bbox" in a else None,
+                bool(a.get("iscrowd", 0)),
+                f"annotation {a.get('id')}",
+            )
         )
     return Dataset([names[c] for c in cat_ids], list(images.values()), json_path)
 
@@ -95,12 +102,24 @@ def align_classes(ds: Dataset, classes: list[str]) -> Dataset:
     remap = {i: classes.index(n) for i, n in enumerate(ds.classes) if n in classes}
     missing = [n for n in ds.classes if n not in classes]
     if missing:
-        log.warning("%s: classes %s are not in the training classes %s; their instances are ignored",
-                    ds.source, missing, classes)
+        log.warning(
+            "%s: classes %s are not in the training classes %s; their instances are ignored",
+            ds.source,
+            missing,
+            classes,
+        )
     images = [
-        ImageRecord(im.file, im.width, im.height,
-                    [Annotation(remap[a.category], a.polygons, a.rle, a.bbox, a.iscrowd, a.source)
-                     for a in im.annotations if a.category in remap], im.id)
+        ImageRecord(
+            im.file,
+            im.width,
+            im.height,
+            [
+                Annotation(remap[a.category], a.polygons, a.rle, a.bbox, a.iscrowd, a.source)
+                for a in im.annotations
+                if a.category in remap
+            ],
+            im.id,
+        )
         for im in ds.images
     ]
     return Dataset(list(classes), images, ds.source, ds.problems)
@@ -117,9 +136,13 @@ class MaskDataset(torch.utils.data.Dataset):
         skip_crowd: leave crowd regions out of targets (training); evaluation reads them from the record.
     """
 
-    def __init__(self, dataset: Dataset, max_size: int | None = None,
-                 augment: Callable[[torch.Tensor, Target], tuple[torch.Tensor, Target]] | None = None,
-                 skip_crowd: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        max_size: int | None = None,
+        augment: Callable[[torch.Tensor, Target], tuple[torch.Tensor, Target]] | None = None,
+        skip_crowd: bool = True,
+    ) -> None:
         self.dataset = dataset
         self.max_size = max_size
         self.augment = augment
@@ -154,18 +177,34 @@ class MaskDataset(torch.utils.data.Dataset):
             scale = self.max_size / max(h, w)
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-            masks = (np.stack([cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT)
-                               for m in masks]) if len(masks) else np.zeros((0, nh, nw), dtype=np.uint8))
+            masks = (
+                np.stack(
+                    [
+                        cv2.resize(m.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT)
+                        for m in masks
+                    ]
+                )
+                if len(masks)
+                else np.zeros((0, nh, nw), dtype=np.uint8)
+            )
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
         mt = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.uint8)
         labels = torch.tensor([a.category + 1 for a in anns], dtype=torch.int64)
-        target: Target = {"masks": mt, "labels": labels, "image_id": torch.tensor(idx),
-                          "iscrowd": torch.tensor([int(a.iscrowd) for a in anns], dtype=torch.int64)}
+        target: Target = {
+            "masks": mt,
+            "labels": labels,
+            "image_id": torch.tensor(idx),
+            "iscrowd": torch.tensor([int(a.iscrowd) for a in anns], dtype=torch.int64),
+        }
         from maskrt.train.augment import boxes_from_masks
 
-        target = boxes_from_masks(target)  # tight boxes; instances whose mask vanished when shrunk are dropped
-        target = {k: (v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v) for k, v in target.items()}
+        target = boxes_from_masks(
+            target
+        )  # tight boxes; instances whose mask vanished when shrunk are dropped
+        target = {
+            k: (v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v) for k, v in target.items()
+        }
         target["image_id"] = torch.tensor(idx)
         return image, target
 

@@ -16,11 +16,12 @@ import torch
 from maskrt.errors import MaskrtError
 
 
-def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float | None = None,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: torch.nn.Module, name: str, lr: float, weight_decay: float | None = None, momentum: float = 0.9
+) -> torch.optim.Optimizer:
     """SGD (momentum, wd 1e-4) or AdamW (wd 1e-4) over the trainable parameters; no decay on norms/biases."""
     decay, no_decay = [], []
-    for pname, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -33,8 +34,9 @@ def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: 
     raise MaskrtError(f"unknown optimizer {name!r}; use --optimizer sgd or adamw")
 
 
-def lr_factor(it: int, total: int, warmup: int, schedule: str, warmup_factor: float = 0.001,
-              min_factor: float = 0.01) -> float:
+def lr_factor(
+    it: int, total: int, warmup: int, schedule: str, warmup_factor: float = 0.001, min_factor: float = 0.01
+) -> float:
     """Learning-rate multiplier at iteration ``it``: linear warm-up, then cosine, step or constant."""
     if warmup > 0 and it < warmup:
         a = it / warmup
@@ -50,8 +52,9 @@ def lr_factor(it: int, total: int, warmup: int, schedule: str, warmup_factor: fl
     raise MaskrtError(f"unknown schedule {schedule!r}; use --schedule cosine, step or constant")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int,
-                    schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, warmup: int, schedule: str
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-iteration LambdaLR over :func:`lr_factor` (its state is the iteration count, so it resumes)."""
     lr_factor(0, total, warmup, schedule)  # validate the name now
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, total, warmup, schedule))
@@ -124,8 +127,11 @@ def rng_state() -> dict[str, Any]:
 
     import numpy as np
 
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -27,8 +27,14 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, dataset: Dataset, device: str | torch.device = "cpu", batch_size: int = 2,
-            progress: Any = None, mask_threshold: float = 0.5) -> list[dict[str, Any]]:
+def predict(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    device: str | torch.device = "cpu",
+    batch_size: int = 2,
+    progress: Any = None,
+    mask_threshold: float = 0.5,
+) -> list[dict[str, Any]]:
     """Run ``model`` over every image of ``dataset`` at its original size; return COCO results.
 
     Image ids are 1-based positions in ``dataset.images`` (as :meth:`Dataset.to_coco` numbers them);
@@ -59,13 +65,15 @@ def predict(model: torch.nn.Module, dataset: Dataset, device: str | torch.device
                 rle = mask_util.encode(np.asfortranarray(masks[k]))
                 rle["counts"] = rle["counts"].decode("ascii")
                 x0, y0, x1, y1 = (float(v) for v in boxes[k])
-                results.append({
-                    "image_id": i + 1,
-                    "category_id": int(labels[k]),
-                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                    "score": round(float(scores[k]), 5),
-                    "segmentation": rle,
-                })
+                results.append(
+                    {
+                        "image_id": i + 1,
+                        "category_id": int(labels[k]),
+                        "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                        "score": round(float(scores[k]), 5),
+                        "segmentation": rle,
+                    }
+                )
         if progress is not None:
             progress(idxs[-1] + 1, n)
     model.train(was_training)
@@ -93,8 +101,12 @@ def coco_metrics(dataset: Dataset, results: list[dict[str, Any]], max_dets: int 
     gt.dataset = dataset.to_coco(relative_to=None)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-    out: dict[str, Any] = {"images": len(dataset.images), "instances": dataset.num_instances,
-                           "detections": len(results), "max_dets": max_dets}
+    out: dict[str, Any] = {
+        "images": len(dataset.images),
+        "instances": dataset.num_instances,
+        "detections": len(results),
+        "max_dets": max_dets,
+    }
     per_class: dict[str, dict[str, float]] = {
         name: {"instances": n} for name, n in dataset.class_counts().items()
     }
@@ -140,8 +152,13 @@ def _summary(precision: np.ndarray, iou_thrs: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate_model(model: torch.nn.Module, dataset: Dataset, device: str | torch.device = "cpu",
-                   results_json: str | Path | None = None, progress: Any = None) -> dict[str, Any]:
+def evaluate_model(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    device: str | torch.device = "cpu",
+    results_json: str | Path | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
     """Predict and score in one call; optionally write the COCO results JSON (masks as RLE)."""
     results = predict(model, dataset, device, progress=progress)
     if results_json is not None:

@@ -24,8 +24,9 @@ class ResumableBatchSampler(torch.utils.data.Sampler[list[tuple[int, int]]]):
         rank, world_size: this rank's slice of every epoch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         if n <= 0:
             raise ValueError("empty dataset")
         self.n, self.batch_size, self.seed = n, batch_size, seed

@@ -122,8 +122,9 @@ def _datasets(cfg: TrainConfig) -> tuple[Any, Any]:
 
     train_ds = load_datasets(cfg.data)
     if not train_ds.images:
-        raise MaskrtError("the training dataset has no usable images; run `maskrt data check` on it",
-                          path=str(cfg.data[0]))
+        raise MaskrtError(
+            "the training dataset has no usable images; run `maskrt data check` on it", path=str(cfg.data[0])
+        )
     val_ds = None
     if cfg.val:
         val_ds = align_classes(load_datasets(cfg.val), train_ds.classes)
@@ -147,17 +148,38 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                TextColumn("{task.fields[losses]}"), console=Console(stderr=True))
+            self.bar = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=Console(stderr=True),
+            )
             self.task = self.bar.add_task("train", total=total, completed=start, losses="")
             self.bar.start()
 
+    @property
+    def live(self) -> bool:
+        """Whether a bar is drawn (a terminal); otherwise the trainer logs progress lines instead."""
+        return self.bar is not None and self.bar.console.is_terminal
+
+    @staticmethod
+    def text(values: dict[str, float]) -> str:
+        short = {
+            "loss": "loss",
+            "loss_classifier": "cls",
+            "loss_box_reg": "box",
+            "loss_mask": "mask",
+            "loss_objectness": "obj",
+            "loss_rpn_box_reg": "rpn",
+        }
+        text = " ".join(f"{s} {values[k]:.3f}" for k, s in short.items() if k in values)
+        return f"{text} lr {values.get('lr', 0):.2g}"
+
     def update(self, it: int, values: dict[str, float]) -> None:
         if self.bar is not None:
-            short = {"loss": "loss", "loss_classifier": "cls", "loss_box_reg": "box", "loss_mask": "mask",
-                     "loss_objectness": "obj", "loss_rpn_box_reg": "rpn"}
-            text = " ".join(f"{s} {values[k]:.3f}" for k, s in short.items() if k in values)
-            self.bar.update(self.task, completed=it, losses=f"{text} lr {values.get('lr', 0):.2g}")
+            self.bar.update(self.task, completed=it, losses=self.text(values))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -205,8 +227,14 @@ def train(config: TrainConfig) -> TrainResult:
         cleanup(dist)
 
 
-def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resume_ckpt: dict[str, Any] | None,
-         t_start: float) -> TrainResult:
+def _run(
+    cfg: TrainConfig,
+    out: Path,
+    device: torch.device,
+    dist: DistInfo,
+    resume_ckpt: dict[str, Any] | None,
+    t_start: float,
+) -> TrainResult:
     from maskrt.train.augment import build_augment
     from maskrt.train.dataset import MaskDataset, collate
     from maskrt.train.evaluate import evaluate_model
@@ -221,8 +249,9 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
         model = build_model(recipe)
         model.load_state_dict(resume_ckpt["model"])
     else:
-        recipe, model = model_for_training(cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights,
-                                           max_det=suggested_max_det(train_ds))
+        recipe, model = model_for_training(
+            cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds)
+        )
     cfg.arch = recipe.arch
     model.to(device)
     ipe = iters_per_epoch(len(train_ds.images), cfg.batch, dist.world_size)
@@ -260,23 +289,40 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
     train_model: torch.nn.Module = model
     if dist.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     view = MaskDataset(train_ds, max_size=cfg.imgsz, augment=build_augment(cfg.augment, cfg.imgsz))
     sampler = ResumableBatchSampler(len(view), cfg.batch, cfg.seed, start, total, dist.rank, dist.world_size)
-    loader = torch.utils.data.DataLoader(view, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate,
-                                         persistent_workers=False, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        view,
+        batch_sampler=sampler,
+        num_workers=cfg.workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )
     batches = iter(loader)
     progress = _Progress(cfg.progress and dist.is_main, total, start)
     state = {"best": best, "metrics": last_metrics, "train_s": 0.0, "seen": 0}
     t_iter = time.perf_counter()
 
     def save(it: int, name: str = "last.pt", full: bool = True) -> Path:
-        extra: dict[str, Any] = dict(metrics=state["metrics"], epoch=it / ipe, iteration=it, total_iters=total,
-                                     args=asdict(cfg), best_metric=state["best"])
+        extra: dict[str, Any] = dict(
+            metrics=state["metrics"],
+            epoch=it / ipe,
+            iteration=it,
+            total_iters=total,
+            args=asdict(cfg),
+            best_metric=state["best"],
+        )
         if full:
-            extra.update(optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(),
-                         scaler=scaler.state_dict(), rng=engine.rng_state())
+            extra.update(
+                optimizer=optimizer.state_dict(),
+                lr_scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                rng=engine.rng_state(),
+            )
         return save_checkpoint(out / name, model, recipe, **extra)
 
     def on_step(it: int, values: dict[str, float]) -> None:
@@ -285,19 +331,31 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
         state["train_s"] += now - t_iter
         state["seen"] += cfg.batch * dist.world_size
         if dist.enabled:  # log the mean over ranks
-            values = {**all_reduce_mean({k: v for k, v in values.items() if k != "lr"}, dist), "lr": values["lr"]}
+            values = {
+                **all_reduce_mean({k: v for k, v in values.items() if k != "lr"}, dist),
+                "lr": values["lr"],
+            }
         progress.update(it, values)
+        if dist.is_main and not progress.live and (it % (cfg.log_every * 5) == 0 or it == total):
+            log.info("iteration %d/%d: %s", it, total, progress.text(values))
         if dist.is_main and (it % cfg.log_every == 0 or it == total or it == start + 1):
-            metrics_log.append({"iter": it, "epoch": round(it / ipe, 3), **{k: round(v, 6) for k, v in
-                                                                          values.items()}})
+            metrics_log.append(
+                {"iter": it, "epoch": round(it / ipe, 3), **{k: round(v, 6) for k, v in values.items()}}
+            )
         if val_ds is not None and (it % eval_every == 0 or it == total):
             if dist.is_main:
                 m = evaluate_model(model, val_ds, device)
                 model.train()
                 state["metrics"] = m
                 metrics_log.append({"iter": it, "epoch": round(it / ipe, 3), "eval": m})
-                log.info("iteration %d: mask AP %.3f AP50 %.3f | box AP %.3f AP50 %.3f", it, m["segm"]["AP"],
-                         m["segm"]["AP50"], m["bbox"]["AP"], m["bbox"]["AP50"])
+                log.info(
+                    "iteration %d: mask AP %.3f AP50 %.3f | box AP %.3f AP50 %.3f",
+                    it,
+                    m["segm"]["AP"],
+                    m["segm"]["AP50"],
+                    m["bbox"]["AP"],
+                    m["bbox"]["AP50"],
+                )
                 if m["segm"]["AP"] > state["best"]:
                     state["best"] = m["segm"]["AP"]
                     save(it, "best.pt", full=False)
@@ -311,8 +369,17 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
         while it < total:
             epoch_end = min(total, (it // ipe + 1) * ipe)
             epoch_batches = itertools.islice(batches, epoch_end - it)
-            it = engine.train_one_epoch(train_model, optimizer, scheduler, epoch_batches, device, it,
-                                        scaler=scaler, clip_grad=cfg.clip_grad, on_step=on_step)
+            it = engine.train_one_epoch(
+                train_model,
+                optimizer,
+                scheduler,
+                epoch_batches,
+                device,
+                it,
+                scaler=scaler,
+                clip_grad=cfg.clip_grad,
+                on_step=on_step,
+            )
     finally:
         progress.close()
     if start == total and dist.is_main:
@@ -323,8 +390,15 @@ def _run(cfg: TrainConfig, out: Path, device: torch.device, dist: DistInfo, resu
     barrier(dist)
     wall = time.perf_counter() - t_start
     return TrainResult(
-        out=out, last=out / "last.pt", best=(out / "best.pt") if (out / "best.pt").exists() else None,
-        iterations=it, epochs=it / ipe, wall_s=wall, train_s=state["train_s"],
+        out=out,
+        last=out / "last.pt",
+        best=(out / "best.pt") if (out / "best.pt").exists() else None,
+        iterations=it,
+        epochs=it / ipe,
+        wall_s=wall,
+        train_s=state["train_s"],
         images_per_s=state["seen"] / state["train_s"] if state["train_s"] > 0 else 0.0,
-        metrics=state["metrics"], log=metrics_log.path, curves=curves,
+        metrics=state["metrics"],
+        log=metrics_log.path,
+        curves=curves,
     )

@@ -46,7 +46,7 @@ def ensure_cached(weights: Any) -> Path:
 
 
 def fetch_torchvision_state_dict(weights: Any) -> dict[str, torch.Tensor]:
-    """The state dict of a torchvision weights enum member (e.g. ``MaskRCNN_ResNet50_FPN_Weights.COCO_V1``)."""
+    """State dict of a torchvision weights enum member (e.g. ``MaskRCNN_ResNet50_FPN_Weights.COCO_V1``)."""
     path = ensure_cached(weights)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -60,7 +60,7 @@ def fetch_torchvision_state_dict(weights: Any) -> dict[str, torch.Tensor]:
 
 def _offline_error(weights: Any, path: Path, why: str) -> MaskrtError:
     return MaskrtError(
-        f"cannot download {weights.url} ({why}); on a machine with internet download that file and place it at "
+        f"cannot download {weights.url} ({why}); download that file on a machine with internet and place it at "
         f"{path} (the torch hub cache; set TORCH_HOME to move it), or use --weights none or a checkpoint path"
     )
 
@@ -69,4 +69,8 @@ def imagenet_weights(arch: str) -> Any:
     """The torchvision ImageNet backbone weights a preset's ``--weights imagenet`` uses."""
     from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
 
-    return MobileNet_V3_Large_Weights.IMAGENET1K_V1 if arch in ("lite", "mbv3-fpn") else ResNet50_Weights.IMAGENET1K_V1
+    return (
+        MobileNet_V3_Large_Weights.IMAGENET1K_V1
+        if arch in ("lite", "mbv3-fpn")
+        else ResNet50_Weights.IMAGENET1K_V1
+    )

@@ -35,26 +35,36 @@ def read_weights(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelReci
     """Read a maskrt checkpoint, a torchvision references checkpoint or a plain state dict."""
     path = bundled_path(str(source)) if str(source) in BUNDLED else Path(source)
     if not path.is_file():
-        raise MaskrtError("weights file not found; pass none, imagenet, coco, bubbles-lite or a .pt path",
-                          path=path)
+        raise MaskrtError(
+            "weights file not found; pass none, imagenet, coco, bubbles-lite or a .pt path", path=path
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise MaskrtError(f"cannot read weights ({type(exc).__name__}); is the file complete?", path=path) from exc
+        raise MaskrtError(
+            f"cannot read weights ({type(exc).__name__}); is the file complete?", path=path
+        ) from exc
     recipe = None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "recipe" in obj:
             recipe = ModelRecipe.from_dict(obj["recipe"])
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise MaskrtError("not a checkpoint or state dict of tensors; pass a .pt written by maskrt or torchvision",
-                          path=path)
+        raise MaskrtError(
+            "not a checkpoint or state dict of tensors; pass a .pt written by maskrt or torchvision",
+            path=path,
+        )
     return obj, recipe
 
 
-def model_for_training(arch: str | None, classes: list[str], image_size: int, weights: str = "none",
-                       anchor_sizes: list[list[int]] | None = None,
-                       max_det: int = 100) -> tuple[ModelRecipe, torch.nn.Module]:
+def model_for_training(
+    arch: str | None,
+    classes: list[str],
+    image_size: int,
+    weights: str = "none",
+    anchor_sizes: list[list[int]] | None = None,
+    max_det: int = 100,
+) -> tuple[ModelRecipe, torch.nn.Module]:
     """Build the model a run starts from, with ``weights`` loaded; class-specific layers replaced if classes differ.
 
     Args:
@@ -67,8 +77,13 @@ def model_for_training(arch: str | None, classes: list[str], image_size: int, we
     """
     w = (weights or "none").strip()
     if w in ("none", "imagenet", "coco"):
-        recipe = ModelRecipe(arch=arch or "lite", classes=list(classes), image_size=image_size,
-                             anchor_sizes=anchor_sizes or [], max_det=max_det)
+        recipe = ModelRecipe(
+            arch=arch or "lite",
+            classes=list(classes),
+            image_size=image_size,
+            anchor_sizes=anchor_sizes or [],
+            max_det=max_det,
+        )
         if w == "imagenet":
             from maskrt.train.weights import ensure_cached, imagenet_weights
 
@@ -78,9 +93,16 @@ def model_for_training(arch: str | None, classes: list[str], image_size: int, we
     arch = arch or (src.arch if src else "lite")
     same_arch = src is not None and src.arch == arch
     recipe = ModelRecipe(
-        arch=arch, classes=list(classes), image_size=image_size, max_det=max_det,
+        arch=arch,
+        classes=list(classes),
+        image_size=image_size,
+        max_det=max_det,
         anchor_sizes=anchor_sizes or (src.anchor_sizes if same_arch and src else []),
-        **({"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std} if same_arch and src else {}),
+        **(
+            {"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std}
+            if same_arch and src
+            else {}
+        ),
     )
     model = build_model(recipe)
     if src is not None and src.classes != recipe.classes:
@@ -89,9 +111,12 @@ def model_for_training(arch: str | None, classes: list[str], image_size: int, we
     loaded, skipped = load_matching(model, state)
     total = len(model.state_dict())
     if len(loaded) < total // 2:
-        log.warning("%s: only %d of %d tensors matched the %s model; is it the right architecture?", w,
-                    len(loaded), total, arch)
+        log.warning(
+            "%s: only %d of %d tensors matched the %s model; is it the right architecture?",
+            w,
+            len(loaded),
+            total,
+            arch,
+        )
     log.info("initialised from %s: %d tensors loaded, %d skipped", w, len(loaded), len(skipped))
     return recipe, model
-
-

@@ -15,13 +15,22 @@ def _split(values: list[str] | None) -> list[str]:
 
 @app.command()
 def train(
-    data: list[str] = typer.Option(None, "--data", help="Training data (COCO JSON, labelme/VIA/CVAT, folder); "
-                                   "repeat or comma-separate to merge several. Optional with --resume."),
-    val: list[str] = typer.Option(None, "--val", help="Validation data; repeat or comma-separate (e.g. valid,test)."),
-    val_split: float = typer.Option(0.1, help="Fraction of --data held out for validation when --val is absent "
-                                    "(0: no validation)."),
-    arch: str = typer.Option(None, help="Preset: lite, mbv3-fpn, r50-fpn, r50-fpn-v2 (default: the --weights "
-                             "checkpoint's, else lite)."),
+    data: list[str] = typer.Option(
+        None,
+        "--data",
+        help="Training data (COCO JSON, labelme/VIA/CVAT, folder); "
+        "repeat or comma-separate to merge several. Optional with --resume.",
+    ),
+    val: list[str] = typer.Option(
+        None, "--val", help="Validation data; repeat or comma-separate (e.g. valid,test)."
+    ),
+    val_split: float = typer.Option(
+        0.1, help="Fraction of --data held out for validation when --val is absent (0: no validation)."
+    ),
+    arch: str = typer.Option(
+        None,
+        help="Preset: lite, mbv3-fpn, r50-fpn, r50-fpn-v2 (default: the --weights checkpoint's, else lite).",
+    ),
     imgsz: int = typer.Option(512, help="Input size: the longer image side the model sees."),
     epochs: int = typer.Option(None, help="Training length in passes over the data (default 12)."),
     iters: int = typer.Option(None, help="Training length in iterations (instead of --epochs)."),
@@ -34,18 +43,29 @@ def train(
     workers: int = typer.Option(2, help="Data-loading processes."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only)."),
-    out: Path = typer.Option(Path("runs/train"), help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png."),
+    out: Path = typer.Option(
+        Path("runs/train"), help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-    augment: str = typer.Option("default", help="Augmentation: none|light|default|heavy, then key=value "
-                                "overrides, e.g. 'default,rotate=20,scale=0.5:2,noise=0' (keys: hflip vflip "
-                                "rot90 rotate scale brightness contrast gamma blur noise)."),
-    weights: str = typer.Option("none", help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
-                                "(bundled), or a checkpoint / torchvision state-dict path."),
+    augment: str = typer.Option(
+        "default",
+        help="Augmentation: none|light|default|heavy, then key=value "
+        "overrides, e.g. 'default,rotate=20,scale=0.5:2,noise=0' (keys: hflip vflip "
+        "rot90 rotate scale brightness contrast gamma blur noise).",
+    ),
+    weights: str = typer.Option(
+        "none",
+        help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
+        "(bundled), or a checkpoint / torchvision state-dict path.",
+    ),
     seed: int = typer.Option(0, help="Random seed (data order, augmentation, initialisation)."),
     save_every: int = typer.Option(50, help="Write last.pt every N iterations (and at the end)."),
-    eval_every: int = typer.Option(None, help="Validate every N iterations (default: every epoch, at most 10 "
-                                   "times, and at the end)."),
-    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN kernels (slower)."),
+    eval_every: int = typer.Option(
+        None, help="Validate every N iterations (default: every epoch, at most 10 times, and at the end)."
+    ),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="Deterministic cuDNN kernels (slower)."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
@@ -53,10 +73,30 @@ def train(
     from maskrt.train.trainer import train as run_training
 
     cfg = TrainConfig(
-        data=_split(data), val=_split(val), val_split=val_split, arch=arch, imgsz=imgsz, epochs=epochs, iters=iters,
-        batch=batch, lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, clip_grad=clip_grad,
-        workers=workers, device=device, amp=amp, out=str(out), resume=resume, augment=augment, weights=weights,
-        seed=seed, save_every=save_every, eval_every=eval_every, deterministic=deterministic,
+        data=_split(data),
+        val=_split(val),
+        val_split=val_split,
+        arch=arch,
+        imgsz=imgsz,
+        epochs=epochs,
+        iters=iters,
+        batch=batch,
+        lr=lr,
+        optimizer=optimizer,
+        schedule=schedule,
+        warmup=warmup,
+        clip_grad=clip_grad,
+        workers=workers,
+        device=device,
+        amp=amp,
+        out=str(out),
+        resume=resume,
+        augment=augment,
+        weights=weights,
+        seed=seed,
+        save_every=save_every,
+        eval_every=eval_every,
+        deterministic=deterministic,
         progress=not no_progress,
     )
     result = run_training(cfg)
@@ -64,12 +104,16 @@ def train(
 
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    typer.echo(f"trained {result.iterations} iterations ({result.epochs:.2f} epochs) in {result.wall_s:.1f} s, "
-               f"{result.images_per_s:.2f} images/s")
+    typer.echo(
+        f"trained {result.iterations} iterations ({result.epochs:.2f} epochs) in {result.wall_s:.1f} s, "
+        f"{result.images_per_s:.2f} images/s"
+    )
     if result.metrics:
         m = result.metrics
-        typer.echo(f"validation: mask AP {m['segm']['AP']:.3f} AP50 {m['segm']['AP50']:.3f} | "
-                   f"box AP {m['bbox']['AP']:.3f} AP50 {m['bbox']['AP50']:.3f}")
+        typer.echo(
+            f"validation: mask AP {m['segm']['AP']:.3f} AP50 {m['segm']['AP50']:.3f} | "
+            f"box AP {m['bbox']['AP']:.3f} AP50 {m['bbox']['AP50']:.3f}"
+        )
     typer.echo(f"checkpoints: {result.last}" + (f", {result.best}" if result.best else ""))
     if result.curves:
         typer.echo(f"curves: {result.curves}")

@@ -1,4 +1,4 @@
-"""Tiny datasets the trainer tests draw themselves: bright discs ("bubble") and squares ("droplet") on noise."""
+"""Tiny datasets the trainer tests draw: bright discs ("bubble") and squares ("droplet") on noise."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 
-def make_shapes_coco(out: Path, images: int = 6, size: int = 128, seed: int = 0,
-                     classes: tuple[str, ...] = ("bubble",)) -> Path:
+def make_shapes_coco(
+    out: Path, images: int = 6, size: int = 128, seed: int = 0, classes: tuple[str, ...] = ("bubble",)
+) -> Path:
     """Write a COCO dataset of ``images`` images with 2-4 discs (class 0) / squares (class 1) each."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -33,10 +34,17 @@ def make_shapes_coco(out: Path, images: int = 6, size: int = 128, seed: int = 0,
             cv2.polylines(img, [pts], True, (30, 30, 30), 2)
             x0, y0 = poly.min(0)
             x1, y1 = poly.max(0)
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat + 1, "iscrowd": 0,
-                         "segmentation": [poly.reshape(-1).round(2).tolist()],
-                         "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                         "area": float(cv2.contourArea(poly.astype(np.float32)))})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": cat + 1,
+                    "iscrowd": 0,
+                    "segmentation": [poly.reshape(-1).round(2).tolist()],
+                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    "area": float(cv2.contourArea(poly.astype(np.float32))),
+                }
+            )
         name = f"img_{i:03d}.png"
         cv2.imwrite(str(out / name), img)
         imgs.append({"id": i + 1, "file_name": name, "width": size, "height": size})
@@ -64,6 +72,19 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, shapes_coco: Path, shapes
     from maskrt.train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    train(TrainConfig(data=[str(shapes_coco)], val=[str(shapes_val)], arch="lite", imgsz=128, iters=3, batch=2,
-                      workers=0, out=str(out), save_every=2, progress=False, eval_every=100))
+    train(
+        TrainConfig(
+            data=[str(shapes_coco)],
+            val=[str(shapes_val)],
+            arch="lite",
+            imgsz=128,
+            iters=3,
+            batch=2,
+            workers=0,
+            out=str(out),
+            save_every=2,
+            progress=False,
+            eval_every=100,
+        )
+    )
     return out

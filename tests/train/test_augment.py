@@ -21,13 +21,21 @@ def _sample(seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cx = float(torch.randint(15, w - 15, (), generator=g))
         cy = float(torch.randint(15, h - 15, (), generator=g))
         r = float(torch.randint(5, 12, (), generator=g))
-        m = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r) if k % 2 == 0 else (
-            ((xx - cx).abs() <= r) & ((yy - cy).abs() <= r / 2))
+        m = (
+            ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r)
+            if k % 2 == 0
+            else (((xx - cx).abs() <= r) & ((yy - cy).abs() <= r / 2))
+        )
         masks.append(m)
     mt = torch.stack(masks).to(torch.uint8)
     image = mt.any(0).float().expand(3, h, w).clone()
     boxes = torch.zeros(3, 4)
-    target = {"masks": mt, "boxes": boxes, "labels": torch.tensor([1, 2, 1]), "iscrowd": torch.zeros(3, dtype=torch.long)}
+    target = {
+        "masks": mt,
+        "boxes": boxes,
+        "labels": torch.tensor([1, 2, 1]),
+        "iscrowd": torch.zeros(3, dtype=torch.long),
+    }
     return image, target
 
 

@@ -12,10 +12,37 @@ from maskrt.train.checkpoint import load_checkpoint
 
 def test_torchrun_two_cpu_processes(shapes_coco: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "maskrt", "-q", "train", "--data", str(shapes_coco), "--val-split", "0", "--imgsz", "96",
-           "--batch", "1", "--iters", "3", "--workers", "0", "--augment", "none", "--device", "cpu",
-           "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "maskrt",
+        "-q",
+        "train",
+        "--data",
+        str(shapes_coco),
+        "--val-split",
+        "0",
+        "--imgsz",
+        "96",
+        "--batch",
+        "1",
+        "--iters",
+        "3",
+        "--workers",
+        "0",
+        "--augment",
+        "none",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ck = load_checkpoint(out / "last.pt")

@@ -33,8 +33,15 @@ def _results(ds: Dataset, shift: int = 0, drop_class: int | None = None) -> list
             rle = mask_util.encode(np.asfortranarray(m))
             rle["counts"] = rle["counts"].decode()
             x, y, w, h = a.compute_bbox(im.height, im.width)
-            out.append({"image_id": i + 1, "category_id": a.category + 1, "bbox": [x + shift, y, w, h],
-                        "score": 0.9, "segmentation": rle})
+            out.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": a.category + 1,
+                    "bbox": [x + shift, y, w, h],
+                    "score": 0.9,
+                    "segmentation": rle,
+                }
+            )
     return out
 
 
@@ -57,9 +64,22 @@ def test_displaced_and_missing_predictions_score_lower() -> None:
     assert half["per_class"]["droplet"]["segm"] == pytest.approx(0.0)
     assert half["segm"]["AP"] == pytest.approx(0.5)
     # an image with more objects than COCO's 100 detections: the model's own limit keeps recall whole
-    many = Dataset(["bubble"], [ImageRecord("big.png", 400, 400, [
-        Annotation(0, [np.array([[x, y], [x + 6, y], [x + 6, y + 6], [x, y + 6]], dtype=float)])
-        for x in range(5, 395, 20) for y in range(5, 145, 20)], 1)])
+    many = Dataset(
+        ["bubble"],
+        [
+            ImageRecord(
+                "big.png",
+                400,
+                400,
+                [
+                    Annotation(0, [np.array([[x, y], [x + 6, y], [x + 6, y + 6], [x, y + 6]], dtype=float)])
+                    for x in range(5, 395, 20)
+                    for y in range(5, 145, 20)
+                ],
+                1,
+            )
+        ],
+    )
     assert many.num_instances == 140
     capped = coco_metrics(many, _results(many), max_dets=100)
     whole = coco_metrics(many, _results(many), max_dets=200)

@@ -26,7 +26,9 @@ def test_train_save_resume_evaluate(tiny_run: Path, shapes_val: Path, tmp_path: 
     shutil.copytree(tiny_run, out)
     assert (out / "curves.png").stat().st_size > 1000 and (out / "best.pt").is_file()
     ck = load_checkpoint(out / "last.pt")
-    assert ck["iteration"] == 3 and ck["recipe"]["classes"] == ["bubble"] and ck["recipe"]["image_size"] == 128
+    assert (
+        ck["iteration"] == 3 and ck["recipe"]["classes"] == ["bubble"] and ck["recipe"]["image_size"] == 128
+    )
     for key in ("optimizer", "lr_scheduler", "rng", "args", "metrics"):
         assert key in ck
     assert math.isfinite(ck["metrics"]["segm"]["AP"])
@@ -37,7 +39,11 @@ def test_train_save_resume_evaluate(tiny_run: Path, shapes_val: Path, tmp_path: 
     assert ck2["iteration"] == 5 and ck2["lr_scheduler"]["last_epoch"] == 5
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     iters = [r["iter"] for r in rows if "loss" in r]
-    assert iters == sorted(set(iters)) and iters[-1] == 5 and all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+    assert (
+        iters == sorted(set(iters))
+        and iters[-1] == 5
+        and all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+    )
     # the checkpoint alone rebuilds the model; COCO metrics are finite numbers in [0, 1]
     model, recipe, _ = load_model(r2.last)
     assert recipe.classes == ["bubble"] and not model.training
@@ -48,11 +54,23 @@ def test_train_save_resume_evaluate(tiny_run: Path, shapes_val: Path, tmp_path: 
     assert "bubble" in m["per_class"]
 
 
-def test_interrupted_run_resumes_from_last_checkpoint(shapes_val: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_resumes_from_last_checkpoint(
+    shapes_val: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "interrupted"
-    cfg = dict(data=[str(shapes_val)], val_split=0.0, imgsz=96, iters=4, batch=1, workers=0, out=str(out),
-               save_every=2, log_every=1, progress=False, augment="none")
+    cfg = dict(
+        data=[str(shapes_val)],
+        val_split=0.0,
+        imgsz=96,
+        iters=4,
+        batch=1,
+        workers=0,
+        out=str(out),
+        save_every=2,
+        log_every=1,
+        progress=False,
+        augment="none",
+    )
     real = engine.train_one_epoch
 
     def dies_at_3(*args, on_step, **kw):  # type: ignore[no-untyped-def]
@@ -77,9 +95,32 @@ def test_interrupted_run_resumes_from_last_checkpoint(shapes_val: Path, tmp_path
 @pytest.mark.slow
 def test_kill_mid_run_then_resume_reaches_same_step_count(shapes_coco: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "maskrt", "-q", "train", "--data", str(shapes_coco), "--val-split", "0",
-           "--imgsz", "96", "--batch", "1", "--iters", "40", "--save-every", "1", "--workers", "0", "--augment", "none",
-           "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "maskrt",
+        "-q",
+        "train",
+        "--data",
+        str(shapes_coco),
+        "--val-split",
+        "0",
+        "--imgsz",
+        "96",
+        "--batch",
+        "1",
+        "--iters",
+        "40",
+        "--save-every",
+        "1",
+        "--workers",
+        "0",
+        "--augment",
+        "none",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = -1
     deadline = time.time() + 120
@@ -96,8 +137,25 @@ def test_kill_mid_run_then_resume_reaches_same_step_count(shapes_coco: Path, tmp
     assert 2 <= seen < 40, f"run did not reach a checkpoint before the kill (saw {seen})"
     killed_at = int(load_checkpoint(out / "last.pt")["iteration"])  # loads: not corrupt
     assert killed_at < 40
-    done = subprocess.run([sys.executable, "-m", "maskrt", "-q", "train", "--out", str(out), "--resume",
-                           "--iters", "4", "--workers", "0", "--no-progress"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskrt",
+            "-q",
+            "train",
+            "--out",
+            str(out),
+            "--resume",
+            "--iters",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     ck = load_checkpoint(out / "last.pt")
     assert ck["iteration"] == 4
@@ -141,16 +199,47 @@ def test_cli_eval_and_user_errors(tiny_run: Path, shapes_val: Path, tmp_path: Pa
 
     res = tmp_path / "results.json"
     metrics = tmp_path / "metrics.json"
-    code = main(["eval", str(tiny_run / "last.pt"), "--data", f"{shapes_val},{shapes_val}", "--json", str(res),
-                 "--metrics", str(metrics), "--device", "cpu"])
+    code = main(
+        [
+            "eval",
+            str(tiny_run / "last.pt"),
+            "--data",
+            f"{shapes_val},{shapes_val}",
+            "--json",
+            str(res),
+            "--metrics",
+            str(metrics),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     results = json.loads(res.read_text())
-    assert all(isinstance(r["segmentation"]["counts"], str) and r["image_id"] in (1, 2, 3, 4) for r in results)
+    assert all(
+        isinstance(r["segmentation"]["counts"], str) and r["image_id"] in (1, 2, 3, 4) for r in results
+    )
     m = json.loads(metrics.read_text())
     assert m["images"] == 4 and m["instances"] == m["per_class"]["bubble"]["instances"] > 0
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
-    assert main(["train", "--data", str(shapes_val), "--augment", "sparkle", "--out", str(tmp_path / "y")]) == 2
-    assert main(["train", "--data", str(shapes_val), "--epochs", "1", "--iters", "1", "--out", str(tmp_path / "z")]) == 2
+    assert (
+        main(["train", "--data", str(shapes_val), "--augment", "sparkle", "--out", str(tmp_path / "y")]) == 2
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(shapes_val),
+                "--epochs",
+                "1",
+                "--iters",
+                "1",
+                "--out",
+                str(tmp_path / "z"),
+            ]
+        )
+        == 2
+    )
     assert main(["eval", str(tmp_path / "nothing.pt"), "--data", str(shapes_val)]) == 2
 
 

@@ -1,4 +1,4 @@
-"""--weights: local checkpoints and state dicts with other classes, the bundled name, and the offline error."""
+"""--weights: local checkpoints and state dicts with other classes, the bundled name, the offline error."""
 
 from __future__ import annotations
 
@@ -21,14 +21,17 @@ CLS_KEY = "roi_heads.box_predictor.cls_score.weight"
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
     torch.manual_seed(3)
-    recipe = ModelRecipe("lite", ["bubble"], image_size=128, anchor_sizes=[[6], [12], [24], [48], [96]],
-                         aspect_ratios=[1.0])
+    recipe = ModelRecipe(
+        "lite", ["bubble"], image_size=128, anchor_sizes=[[6], [12], [24], [48], [96]], aspect_ratios=[1.0]
+    )
     model = build_model(recipe)
     path = save_checkpoint(tmp_path_factory.mktemp("w") / "src.pt", model, recipe)
     return path, model.state_dict()
 
 
-def test_checkpoint_with_other_classes_replaces_class_layers(source: tuple[Path, dict[str, torch.Tensor]]) -> None:
+def test_checkpoint_with_other_classes_replaces_class_layers(
+    source: tuple[Path, dict[str, torch.Tensor]],
+) -> None:
     path, state = source
     recipe, model = model_for_training(None, ["bubble", "droplet"], 160, str(path))
     own = model.state_dict()
@@ -38,14 +41,17 @@ def test_checkpoint_with_other_classes_replaces_class_layers(source: tuple[Path,
     assert own[CLS_KEY].shape[0] == 3 and state[CLS_KEY].shape[0] == 2
 
 
-def test_checkpoint_with_same_classes_keeps_class_layers(source: tuple[Path, dict[str, torch.Tensor]]) -> None:
+def test_checkpoint_with_same_classes_keeps_class_layers(
+    source: tuple[Path, dict[str, torch.Tensor]],
+) -> None:
     path, state = source
     _, model = model_for_training("lite", ["bubble"], 128, str(path))
     assert torch.equal(model.state_dict()[CLS_KEY], state[CLS_KEY])
 
 
 def test_checkpoint_with_renamed_single_class_starts_class_layers_fresh(
-        source: tuple[Path, dict[str, torch.Tensor]]) -> None:
+    source: tuple[Path, dict[str, torch.Tensor]],
+) -> None:
     path, state = source
     torch.manual_seed(0)
     _, model = model_for_training("lite", ["taylor bubble"], 128, str(path))
