@@ -166,6 +166,9 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
     md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table here.")] = None,
     png_out: Annotated[Path | None, typer.Option("--png", help="Write a bar chart (p50, p99 whiskers) here.")] = None,
+    interleave: Annotated[bool, typer.Option(
+        "--interleave", help="Time all rows in turns, frame by frame, so a shared machine's changing load falls on "
+        "every row alike (ratios hold; peak RSS is then not per row).")] = False,
 ) -> None:
     """Measure latency (min/p50/p90/p99/max), FPS, stage split and memory of every model x backend."""
     from rich.console import Console
@@ -174,7 +177,6 @@ def bench(
     from maskrt.runtime.bench import (
         BACKENDS,
         apply_speedups,
-        bench_artifact,
         results_document,
         rich_table,
         system_info,
@@ -198,37 +200,30 @@ def bench(
     size = imgsz or (max(meta.input_size) if meta else 512)
     frames, frames_desc = _frames(images, stream, size, num_frames, instances)
     console = Console(stderr=True)
-    rows = []
+    eager_opts = {"meta": meta, "imgsz": imgsz, "conf": conf, "device": torch_device, "half": torch_half,
+                  "threads": threads}
+    timing = {"warmup": warmup, "iters": iters, "seconds": seconds}
     with _progress(console) as progress:
-        for model in models:
+        run = _interleaved_rows if interleave else _sequential_rows
+        rows = run(models, backends, frames, torch_ckpt, eager_opts, threads, conf, timing, progress)
+        for model in models if stream is not None else []:
             for b in backends:
-                task = progress.add_task(f"{Path(model).name} {b}", total=iters)
-                rows.append(bench_artifact(
-                    model, b, frames, threads=threads, conf=conf, warmup=warmup, iters=iters, seconds=seconds,
+                task = progress.add_task(f"{Path(model).name} {b} stream", total=iters)
+                rows.append(bench_stream(
+                    model, b, str(stream), threads=threads, conf=conf, max_frames=iters,
                     progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
                 ))
                 progress.update(task, visible=False)
-                if stream is not None:
-                    task = progress.add_task(f"{Path(model).name} {b} stream", total=iters)
-                    rows.append(bench_stream(
-                        model, b, stream, threads=threads, conf=conf, max_frames=iters,
-                        progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
-                    ))
-                    progress.update(task, visible=False)
-        if torch_ckpt is not None:
-            task = progress.add_task(f"{torch_ckpt.name} torch eager", total=iters)
-            rows.append(_torch_row(
-                torch_ckpt, frames, meta, imgsz, conf, torch_device, torch_half, threads, warmup, iters, seconds,
-                lambda done, total: progress.update(task, completed=done, total=total),
-            ))
-            progress.update(task, visible=False)
     base = apply_speedups(rows)
     config = {
         "models": [str(m) for m in models], "backends": backends, "threads": threads, "warmup": warmup,
         "iters": iters, "seconds": seconds, "conf": conf, "frames_desc": frames_desc,
         "timed": f"{seconds:g} s per row" if seconds else f"{iters} timed frames per row",
         "frame_shape": list(frames[0].shape), "torch": str(torch_ckpt) if torch_ckpt else None,
+        "interleave": interleave,
     }
+    if interleave:
+        config["timed"] += " (rows took turns frame by frame; peak RSS is the process's, not per row)"
     doc = results_document(rows, system_info(threads), config, baseline=base.backend if base else None)
     Console(width=max(Console().width, 160)).print(rich_table(doc))
     for path, writer in ((json_out, write_json), (md_out, write_markdown)):
@@ -247,21 +242,88 @@ def _progress(console: Any) -> Any:
                     console=console, transient=True)
 
 
-def _torch_row(
-    ckpt: Path, frames: list, meta: Any, imgsz: int | None, conf: float | None, device: str, half: bool, threads: int | None,
-    warmup: int, iters: int, seconds: float | None, progress: Any,
-) -> Any:
-    """The PyTorch eager baseline row; a failure (no torch, bad checkpoint) becomes a row, not a crash."""
+def _sequential_rows(
+    models: list[Path], backends: list[str], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
+    threads: int | None, conf: float | None, timing: dict[str, Any], progress: Any,
+) -> list[Any]:
+    """One row after the other (each row's peak RSS is its own)."""
     from maskrt.runtime.bench import memory
-    from maskrt.runtime.bench.runner import TORCH_BACKEND, BenchRow, file_size_mb, fill, measure, reason_of
+    from maskrt.runtime.bench.runner import bench_artifact, fill, measure, reason_of
+
+    rows = []
+    for model in models:
+        for b in backends:
+            task = progress.add_task(f"{Path(model).name} {b}", total=timing["iters"])
+            rows.append(bench_artifact(
+                model, b, frames, threads=threads, conf=conf, **timing,
+                progress=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+            ))
+            progress.update(task, visible=False)
+    if torch_ckpt is not None:
+        memory.reset_peak_rss()
+        row, eager = _open_torch(torch_ckpt, **eager_opts)
+        if eager is not None:
+            task = progress.add_task(f"{torch_ckpt.name} torch eager", total=timing["iters"])
+            try:
+                fill(row, measure(eager, frames, **timing,
+                                  progress=lambda done, total: progress.update(task, completed=done, total=total)))
+                _eager_gpu_memory(row, eager)
+            except Exception as exc:  # reported as a row like every other failure
+                row.status, row.reason = "failed", reason_of(exc)
+                log.debug("torch row failed", exc_info=True)
+            progress.update(task, visible=False)
+        rows.append(row)
+    return rows
+
+
+def _interleaved_rows(
+    models: list[Path], backends: list[str], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
+    threads: int | None, conf: float | None, timing: dict[str, Any], progress: Any,
+) -> list[Any]:
+    """Load every row's model, then time them in turns frame by frame."""
+    from maskrt.runtime.bench.runner import fill, measure_interleaved, open_artifact, reason_of
+
+    rows, entries = [], []
+    for model in models:
+        for b in backends:
+            row, seg = open_artifact(model, b, threads=threads, conf=conf)
+            rows.append(row)
+            if seg is not None:
+                entries.append((row, seg))
+    if torch_ckpt is not None:
+        row, eager = _open_torch(torch_ckpt, **eager_opts)
+        rows.append(row)
+        if eager is not None:
+            entries.append((row, eager))
+    if not entries:
+        return rows
+    task = progress.add_task(f"{len(entries)} rows in turns", total=timing["iters"])
+    try:
+        results = measure_interleaved([m for _, m in entries], frames, **timing,
+                                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+    except Exception as exc:  # one model failing mid-run stops the round: every row says so
+        log.debug("interleaved run failed", exc_info=True)
+        for row, _ in entries:
+            row.status, row.reason = "failed", f"interleaved run stopped: {reason_of(exc)}"
+        return rows
+    for (row, model), result in zip(entries, results):
+        fill(row, result, rss=False)
+        _eager_gpu_memory(row, model)
+    return rows
+
+
+def _open_torch(
+    ckpt: Path, meta: Any, imgsz: int | None, conf: float | None, device: str, half: bool, threads: int | None,
+) -> tuple[Any, TorchEager | None]:
+    """The PyTorch eager baseline row and its model; a failure (no torch, bad checkpoint) is a row, not a crash."""
+    from maskrt.runtime.bench.runner import TORCH_BACKEND, BenchRow, file_size_mb, reason_of
 
     row = BenchRow(model=str(ckpt), backend=TORCH_BACKEND, file_size_mb=file_size_mb(ckpt))
     try:
         import torch  # noqa: F401
     except ImportError:
         row.status, row.reason = "unavailable", "torch is not installed; pip install 'maskrt[train]'"
-        return row
-    memory.reset_peak_rss()
+        return row, None
     try:
         t0 = time.perf_counter()
         eager = TorchEager(
@@ -272,12 +334,16 @@ def _torch_row(
             max_det=meta.max_det if meta else None,
             device=device, threads=threads, half=half,
         )
-        row.load_s = time.perf_counter() - t0
-        row.device, row.input_size, row.precision = eager.name, [eager.input_size] * 2, "fp16" if eager.half else "fp32"
-        fill(row, measure(eager, frames, warmup=warmup, iters=iters, seconds=seconds, progress=progress))
-        if eager.device.type == "cuda":
-            row.gpu_mem_mb = eager.torch.cuda.max_memory_allocated(eager.device) / 2**20
     except Exception as exc:  # reported as a row like every other failure
         row.status, row.reason = "failed", reason_of(exc)
         log.debug("torch row failed", exc_info=True)
-    return row
+        return row, None
+    row.load_s = time.perf_counter() - t0
+    row.device, row.input_size, row.precision = eager.name, [eager.input_size] * 2, "fp16" if eager.half else "fp32"
+    return row, eager
+
+
+def _eager_gpu_memory(row: Any, model: Any) -> None:
+    """Peak CUDA memory of the eager model (torch's allocator), when it ran on a GPU."""
+    if isinstance(model, TorchEager) and model.device.type == "cuda":
+        row.gpu_mem_mb = model.torch.cuda.max_memory_allocated(model.device) / 2**20

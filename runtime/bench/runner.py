@@ -143,31 +143,43 @@ def measure(
         ``{"latency": LatencyStats dict, "stages": {stage: {"p50", "mean"}}, "frames": n,
         "instances_mean": float, "throughput_fps": frames per second over the timed run}``.
     """
+    return measure_interleaved([model], frames, warmup=warmup, iters=iters, seconds=seconds, draw=draw,
+                               progress=progress)[0]
+
+
+def measure_interleaved(
+    models: Sequence[FrameModel],
+    frames: Sequence[np.ndarray],
+    *,
+    warmup: int = 5,
+    iters: int = 50,
+    seconds: float | None = None,
+    draw: DrawFn | None = None,
+    progress: ProgressFn | None = None,
+) -> list[dict[str, Any]]:
+    """Time several models in turn on the same frames: every model on frame ``i``, then frame ``i + 1``.
+
+    On a shared machine the load changes from minute to minute; taking turns frame by frame puts the
+    same load on every model, so the ratios between them hold even when the absolute times drift.
+    The order within a round alternates, so no model always runs right after another's work.
+    ``seconds`` is then the time of the whole run. Arguments as in :func:`measure`; one result per model.
+    """
     if not frames:
         raise ValueError("no frames to benchmark on")
+    if not models:
+        return []
     draw = default_draw() if draw is None else draw
-    for i in range(max(0, warmup)):
-        draw(frames[i % len(frames)], model(frames[i % len(frames)]))
-    totals: list[float] = []
-    stages: dict[str, list[float]] = {}
-    counts: list[int] = []
+    for model in models:
+        for i in range(max(0, warmup)):
+            draw(frames[i % len(frames)], model(frames[i % len(frames)]))
+    acc: list[dict[str, Any]] = [{"totals": [], "stages": {}, "counts": [], "busy": 0.0} for _ in models]
     start = time.perf_counter()
     i = 0
     while True:
         frame = frames[i % len(frames)]
-        t0 = time.perf_counter()
-        inst = model(frame)
-        t1 = time.perf_counter()
-        draw(frame, inst)
-        t2 = time.perf_counter()
-        totals.append((t2 - t0) * 1e3)
-        for name, ms in dict(getattr(model, "timings", {}) or {}).items():
-            stages.setdefault(name, []).append(float(ms))
-        stages.setdefault("draw", []).append((t2 - t1) * 1e3)
-        try:
-            counts.append(len(inst))
-        except TypeError:
-            pass
+        order = range(len(models)) if i % 2 == 0 else range(len(models) - 1, -1, -1)
+        for k in order:
+            _time_frame(models[k], frame, draw, acc[k])
         i += 1
         if seconds is not None:
             elapsed = time.perf_counter() - start
@@ -180,13 +192,35 @@ def measure(
                 progress(i, iters)
             if i >= iters:
                 break
+    return [_summary(a) for a in acc]
+
+
+def _time_frame(model: FrameModel, frame: np.ndarray, draw: DrawFn, acc: dict[str, Any]) -> None:
+    t0 = time.perf_counter()
+    inst = model(frame)
+    t1 = time.perf_counter()
+    draw(frame, inst)
+    t2 = time.perf_counter()
+    acc["totals"].append((t2 - t0) * 1e3)
+    acc["busy"] += t2 - t0
+    for name, ms in dict(getattr(model, "timings", {}) or {}).items():
+        acc["stages"].setdefault(name, []).append(float(ms))
+    acc["stages"].setdefault("draw", []).append((t2 - t1) * 1e3)
+    try:
+        acc["counts"].append(len(inst))
+    except TypeError:
+        pass
+
+
+def _summary(acc: dict[str, Any]) -> dict[str, Any]:
+    stages = acc["stages"]
     ordered = {k: stages[k] for k in (*STAGES, *sorted(set(stages) - set(STAGES))) if k in stages}
     return {
-        "latency": latency_stats(totals).to_dict(),
+        "latency": latency_stats(acc["totals"]).to_dict(),
         "stages": stage_stats(ordered),
-        "frames": len(totals),
-        "instances_mean": float(np.mean(counts)) if counts else None,
-        "throughput_fps": len(totals) / max(time.perf_counter() - start, 1e-9),
+        "frames": len(acc["totals"]),
+        "instances_mean": float(np.mean(acc["counts"])) if acc["counts"] else None,
+        "throughput_fps": len(acc["totals"]) / max(acc["busy"], 1e-9),  # over its own frames' time
     }
 
 
@@ -236,32 +270,56 @@ def bench_artifact(
         A row with status ``ok``, ``unavailable`` (with why, e.g. no GPU) or ``failed`` (with the
         error, e.g. a corrupt file).
     """
-    row = BenchRow(model=str(model), backend=backend, file_size_mb=file_size_mb(model))
-    concrete = resolve_auto(model) if backend == "auto" else backend
-    why = availability(backend, model)
-    if why is not None or concrete is None:
-        row.status, row.reason = "unavailable", why or "no backend can run this model here"
-        log.debug("%s on %s: unavailable (%s)", model, backend, row.reason)
-        return row
-    if backend == "auto":
-        row.backend = f"auto:{concrete}"
-    if not Path(model).is_file():
-        row.status, row.reason = "failed", f"{model}: model file not found; pass the path of an exported model"
-        return row
     memory.reset_peak_rss()
+    row, seg = open_artifact(model, backend, threads=threads, conf=conf, loader=loader)
+    if seg is None:
+        return row
     try:
-        t0 = time.perf_counter()
-        seg = loader(model, concrete, threads, conf)
-        row.load_s = time.perf_counter() - t0
-        describe_segmenter(row, seg)
         result = measure(seg, frames, warmup=warmup, iters=iters, seconds=seconds, draw=draw, progress=progress)
     except Exception as exc:  # a benchmark reports every failure as a row, never a crash
         row.status, row.reason = "failed", reason_of(exc)
         log.debug("%s on %s failed: %s", model, backend, row.reason, exc_info=True)
         return row
     fill(row, result)
-    row.gpu_mem_mb = memory.gpu_memory_mb() if concrete != "ort-cpu" else None
     return row
+
+
+def open_artifact(
+    model: str | Path,
+    backend: str,
+    *,
+    threads: int | None = None,
+    conf: float | None = None,
+    loader: Callable[..., Any] = open_segmenter,
+) -> tuple[BenchRow, Any | None]:
+    """Check that ``backend`` can run ``model`` here and load it; never raises.
+
+    Returns:
+        ``(row, frame model)``; the frame model is ``None`` and the row says why (``unavailable`` or
+        ``failed``) when it cannot be loaded.
+    """
+    row = BenchRow(model=str(model), backend=backend, file_size_mb=file_size_mb(model))
+    concrete = resolve_auto(model) if backend == "auto" else backend
+    why = availability(backend, model)
+    if why is not None or concrete is None:
+        row.status, row.reason = "unavailable", why or "no backend can run this model here"
+        log.debug("%s on %s: unavailable (%s)", model, backend, row.reason)
+        return row, None
+    if backend == "auto":
+        row.backend = f"auto:{concrete}"
+    if not Path(model).is_file():
+        row.status, row.reason = "failed", f"{model}: model file not found; pass the path of an exported model"
+        return row, None
+    try:
+        t0 = time.perf_counter()
+        seg = loader(model, concrete, threads, conf)
+        row.load_s = time.perf_counter() - t0
+        describe_segmenter(row, seg)
+    except Exception as exc:  # a benchmark reports every failure as a row, never a crash
+        row.status, row.reason = "failed", reason_of(exc)
+        log.debug("%s on %s failed to load: %s", model, backend, row.reason, exc_info=True)
+        return row, None
+    return row, seg
 
 
 def describe_segmenter(row: BenchRow, seg: Any) -> None:
@@ -278,14 +336,16 @@ def describe_segmenter(row: BenchRow, seg: Any) -> None:
             break
 
 
-def fill(row: BenchRow, result: Mapping[str, Any]) -> BenchRow:
-    """Put :func:`measure`'s result and the peak host memory into ``row``."""
+def fill(row: BenchRow, result: Mapping[str, Any], rss: bool = True) -> BenchRow:
+    """Put :func:`measure`'s result, the peak host memory (unless ``rss`` is false) and GPU memory into ``row``."""
     row.latency = dict(result["latency"])
     row.stages = dict(result["stages"])
     row.frames = int(result["frames"])
     row.instances_mean = result.get("instances_mean")
     row.throughput_fps = result.get("throughput_fps")
-    row.peak_rss_mb = memory.peak_rss_mb()
+    row.peak_rss_mb = memory.peak_rss_mb() if rss else None
+    if row.gpu_mem_mb is None and not row.backend.endswith("ort-cpu") and row.backend != TORCH_BACKEND:
+        row.gpu_mem_mb = memory.gpu_memory_mb()
     row.status = "ok"
     return row
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from maskrt.runtime.bench import backends, runner
-from maskrt.runtime.bench.runner import BenchRow, apply_speedups, bench_artifact, measure
+from maskrt.runtime.bench.runner import BenchRow, apply_speedups, bench_artifact, measure, measure_interleaved
 from maskrt.runtime.bench.scenes import synthetic_frames
 
 from maskrt.errors import MaskrtError
@@ -50,6 +50,27 @@ def test_measure_rotates_frames_and_reports_stages() -> None:
     lat = res["latency"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert calls[-1] == (7, 7)
+
+
+def test_interleaved_models_take_turns_on_the_same_frames() -> None:
+    calls: list[tuple[str, int]] = []
+
+    class Named(FakeModel):
+        def __init__(self, name: str, infer_ms: float) -> None:
+            super().__init__(infer_ms)
+            self.name = name
+
+        def __call__(self, frame: np.ndarray) -> list[int]:
+            calls.append((self.name, int(frame[0, 0, 0])))
+            return super().__call__(frame)
+
+    a, b = Named("a", 1.0), Named("b", 5.0)
+    res_a, res_b = measure_interleaved([a, b], _tagged_frames(3), warmup=1, iters=4, draw=lambda f, i: f)
+    timed = calls[2:]  # after one warm-up call each
+    assert timed == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("a", 2), ("b", 2), ("b", 0), ("a", 0)]
+    assert res_a["frames"] == res_b["frames"] == 4
+    assert res_a["stages"]["infer"]["p50"] == 1.0 and res_b["stages"]["infer"]["p50"] == 5.0
+    assert measure_interleaved([], _tagged_frames(1)) == []
 
 
 def test_measure_for_a_duration_runs_at_least_three_frames() -> None:
