@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from maskrt.runtime.bench import BenchRow, bench_artifact, results_document, system_info, write_json
+from maskrt.runtime.bench import BenchRow, results_document, system_info, write_json
 from maskrt.runtime.bench.report import to_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,12 +101,36 @@ def eager_row(ckpt: Path, frames: Sequence[np.ndarray], label: str, *, size: int
     return row
 
 
-def runtime_row(onnx: Path, frames: Sequence[np.ndarray], label: str, *, backend: str, conf: float, iters: int,
-                warmup: int, threads: int | None) -> BenchRow:
-    """The maskrt runtime row (Segmenter on ``backend``, host paste, the same draw)."""
-    row = bench_artifact(onnx, backend, frames, threads=threads, conf=conf, warmup=warmup, iters=iters)
-    row.model = label
-    return row
+def pair_rows(onnx: Path, ckpt: Path, frames: Sequence[np.ndarray], label: str, *, backend: str, size: int,
+              conf: float, max_det: int, iters: int, warmup: int, threads: int | None,
+              device: str = "cpu") -> list[BenchRow]:
+    """The runtime row and the eager row of one model, timed in turns frame by frame (ratio-safe under load).
+
+    Peak RSS is not per row here (one process holds both); ``maskrt bench`` without ``--interleave`` gives it.
+    """
+    from maskrt.runtime.bench.runner import TORCH_BACKEND, fill, measure_interleaved, open_artifact, reason_of
+
+    from maskrt.cli.bench import TorchEager
+
+    rt, seg = open_artifact(onnx, backend, threads=threads, conf=conf)
+    rt.model = f"{label}.onnx"
+    eg = BenchRow(model=f"{label}.pt", backend=TORCH_BACKEND, input_size=[size, size])
+    eager = None
+    try:
+        eager = TorchEager(ckpt, input_size=size, score_threshold=conf, max_det=max_det, device=device, threads=threads)
+        eg.device, eg.precision = eager.name, "fp32"
+    except Exception as exc:  # noqa: BLE001  (a failed row is a result too)
+        eg.status, eg.reason = "failed", reason_of(exc)
+    entries = [(r, m) for r, m in ((rt, seg), (eg, eager)) if m is not None]
+    try:
+        results = measure_interleaved([m for _, m in entries], frames, warmup=warmup, iters=iters)
+        for (row, _), result in zip(entries, results):
+            fill(row, result, rss=False)
+    except Exception as exc:  # noqa: BLE001
+        for row, _ in entries:
+            row.status, row.reason = "failed", reason_of(exc)
+    pair_speedup(rt, eg)
+    return [rt, eg]
 
 
 def pair_speedup(runtime: BenchRow, eager: BenchRow) -> None:

@@ -7,7 +7,8 @@ frames. No model runs, so the instance count is exact.
 
 Part 2, whole frame: the ``lite`` model (random weights) exported at 512x512 with ``max_det = N`` and a
 low score threshold, so it returns N detections, on scenes with N bubbles; the runtime row is timed
-against PyTorch eager at the same N (``detections_per_img = N``) with the same draw.
+against PyTorch eager at the same N (``detections_per_img = N``) with the same draw, the two taking turns
+frame by frame.
 
     python benchmarks/scaling_instances.py [--iters 5] [--host-iters 30] [--threads 2] [--skip-model]
 """
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from maskrt.runtime.bench import BenchRow, measure, synthetic_frames
 from maskrt.runtime.bench.runner import fill
-from scaling_common import checkpoint, common_args, eager_row, exported, pair_speedup, runtime_row, save
+from scaling_common import checkpoint, common_args, exported, pair_rows, save
 
 COUNTS = (10, 50, 100)
 FRAME_SIZES = (512, 1024)
@@ -90,19 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = host_rows(counts, list(FRAME_SIZES), 5 if args.quick else args.host_iters)
     if not args.skip_model:
         ckpt = checkpoint("lite")
-        frames = {n: synthetic_frames(3 if args.quick else 6, (INPUT, INPUT), n, seed=n) for n in counts}
-        runtime = {n: runtime_row(exported(ckpt, INPUT, n), frames[n], f"lite-{INPUT}-n{n}.onnx", backend=args.backend,
-                                  conf=CONF, iters=args.iters, warmup=args.warmup, threads=args.threads)
-                   for n in counts}
         for n in counts:
-            eg = eager_row(ckpt, frames[n], f"lite-{INPUT}-n{n}.pt", size=INPUT, conf=CONF, max_det=n,
-                           iters=args.iters, warmup=args.warmup, threads=args.threads, device=args.device)
-            pair_speedup(runtime[n], eg)
-            rows += [runtime[n], eg]
+            frames = synthetic_frames(3 if args.quick else 6, (INPUT, INPUT), n, seed=n)
+            rows += pair_rows(exported(ckpt, INPUT, n), ckpt, frames, f"lite-{INPUT}-n{n}", backend=args.backend,
+                              size=INPUT, conf=CONF, max_det=n, iters=args.iters, warmup=args.warmup,
+                              threads=args.threads, device=args.device)
     config = {"counts": counts, "input": INPUT, "conf": CONF, "warmup": args.warmup, "threads": args.threads,
               "timed": f"{args.iters} timed frames per model row, {args.host_iters} per host row",
               "frames_desc": "synthetic scenes (host rows: 2 scenes per frame size; model rows: N bubbles each)",
-              "speedup": "runtime row over the eager row with the same N"}
+              "speedup": "runtime row over the eager row with the same N, timed in turns frame by frame"}
     save("scaling_instances", rows, config, args.threads, args.out)
     return 0
 

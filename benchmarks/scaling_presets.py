@@ -1,9 +1,9 @@
 """The README's performance table: ``maskrt bench`` per preset (``lite``, ``r50-fpn``) at 512, runtime vs eager.
 
 For each preset, a random-weight checkpoint is exported to ONNX (512x512, ``max_det`` 100) and measured
-with the ``maskrt bench`` command itself (one process per preset, so memory numbers are per model):
+with the ``maskrt bench`` command itself (one process per preset):
 the runtime on ``--backend`` (default ONNX Runtime CPU) and the PyTorch eager baseline of the same
-checkpoint (``--torch``), on synthetic 512x512 scenes with 30 bubbles. The score threshold is 0.05,
+checkpoint (``--torch``), timed in turns frame by frame (``--interleave``), on synthetic 512x512 scenes with 30 bubbles. The score threshold is 0.05,
 so the untrained models return up to 100 instances per frame (a worst case for the mask work).
 Writes ``results/scaling_presets.json`` (all rows), ``results/scaling_presets.md`` and ``.png``, and each
 preset's own ``maskrt bench`` JSON in ``results/scaling_presets/``.
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         out = RESULTS / "scaling_presets" / f"{preset}_{args.size}.json"  # per-preset parts, out of the summary
         cmd = [sys.executable, "-m", "maskrt", "-q", "bench", str(onnx), "--backend", args.backend,
                "--torch", str(ckpt), "--torch-device", args.device, "--conf", str(CONF),
-               "--iters", str(iters), "--warmup", str(args.warmup), "--json", str(out)]
+               "--iters", str(iters), "--warmup", str(args.warmup), "--json", str(out), "--interleave"]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         print(" ".join(cmd), flush=True)

@@ -2,7 +2,8 @@
 
 Each size gets an ONNX export of the same random-weight checkpoint and a pair of rows on synthetic
 bubble scenes of that size: the runtime (``--backend``, default ONNX Runtime CPU) and PyTorch eager
-at the same input size, score threshold and ``max_det``, with the speed-up of the first over the second.
+at the same input size, score threshold and ``max_det``, timed in turns frame by frame (so a shared
+machine's load falls on both alike), with the speed-up of the first over the second.
 The score threshold is low (0.05) so that the untrained model yields its full ``max_det`` detections,
 a worst case for the mask work; the instance column shows what each row really produced.
 
@@ -17,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from maskrt.runtime.bench import synthetic_frames
-from scaling_common import checkpoint, common_args, eager_row, exported, pair_speedup, runtime_row, save
+from scaling_common import checkpoint, common_args, exported, pair_rows, save
 
 SIZES = (320, 512, 640, 800)
 CONF = 0.05
@@ -32,20 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = args.sizes[:2] if args.quick else args.sizes
     ckpt = checkpoint(args.arch)
-    frames = {s: synthetic_frames(3 if args.quick else 6, (s, s), BUBBLES, seed=s) for s in sizes}
-    # all runtime rows first: torch is not imported yet, so their peak RSS is the runtime's own
-    runtime = {s: runtime_row(exported(ckpt, s, MAX_DET), frames[s], f"{args.arch}-{s}.onnx", backend=args.backend,
-                              conf=CONF, iters=args.iters, warmup=args.warmup, threads=args.threads) for s in sizes}
     rows = []
     for size in sizes:
-        eg = eager_row(ckpt, frames[size], f"{args.arch}-{size}.pt", size=size, conf=CONF, max_det=MAX_DET,
-                       iters=args.iters, warmup=args.warmup, threads=args.threads, device=args.device)
-        pair_speedup(runtime[size], eg)
-        rows += [runtime[size], eg]
+        frames = synthetic_frames(3 if args.quick else 6, (size, size), BUBBLES, seed=size)
+        rows += pair_rows(exported(ckpt, size, MAX_DET), ckpt, frames, f"{args.arch}-{size}", backend=args.backend,
+                          size=size, conf=CONF, max_det=MAX_DET, iters=args.iters, warmup=args.warmup,
+                          threads=args.threads, device=args.device)
     config = {"arch": args.arch, "sizes": sizes, "conf": CONF, "max_det": MAX_DET, "warmup": args.warmup,
               "timed": f"{args.iters} timed frames per row", "threads": args.threads,
               "frames_desc": f"synthetic square scenes of each size, {BUBBLES} bubbles, in rotation",
-              "speedup": "runtime row over the eager row of the same size"}
+              "speedup": "runtime row over the eager row of the same size, timed in turns frame by frame"}
     save("scaling_size", rows, config, args.threads, args.out)
     return 0
 
