@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from maskrt.export.verify import run_eager, run_wrapper
+from maskrt.export.wrapper import ExportWrapper
 
 from maskrt.artifact import OUTPUT_DTYPES, OUTPUT_NAMES
 from maskrt.errors import MaskrtError
-from maskrt.export.verify import run_eager, run_wrapper
-from maskrt.export.wrapper import ExportWrapper
 
 
 def test_outputs_follow_the_contract(lite_export, scene_images):
