@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", action="store_true")
     ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument(
         "--work", type=Path, default=Path("runs/bench-lite-synthetic"), help="data and run folder"
     )
@@ -107,7 +108,7 @@ def main() -> None:
         resume=args.resume,
         weights="none",
         eval_every=args.eval_every,
-        save_every=100,
+        save_every=args.save_every,
     )
     result = train(cfg)
     base = _baseline_step_s(args.imgsz, args.batch) if result.train_s > 0 else 0.0
