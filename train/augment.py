@@ -255,11 +255,11 @@ def boxes_from_masks(target: dict[str, Any], min_area: int = 1) -> dict[str, Any
     """
     masks = torch.as_tensor(target["masks"]).as_subclass(torch.Tensor)
     n, h, w = masks.shape
-    m = masks.numpy().astype(bool, copy=False)
-    rows = m.any(2)  # (N, H): cheap reductions over small arrays from here on
-    cols = m.any(1)  # (N, W)
+    m: np.ndarray = masks.numpy().astype(bool, copy=False)
+    rows = np.any(m, axis=2)  # (N, H): cheap reductions over small arrays from here on
+    cols = np.any(m, axis=1)  # (N, W)
     if min_area <= 1:
-        keep_np = rows.any(1)
+        keep_np = np.any(rows, axis=1)
     else:
         keep_np = m.reshape(n, -1).sum(1) >= min_area
     rows, cols = rows[keep_np], cols[keep_np]

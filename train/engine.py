@@ -20,7 +20,8 @@ def build_optimizer(
     model: torch.nn.Module, name: str, lr: float, weight_decay: float | None = None, momentum: float = 0.9
 ) -> torch.optim.Optimizer:
     """SGD (momentum, wd 1e-4) or AdamW (wd 1e-4) over the trainable parameters; no decay on norms/biases."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in model.parameters():
         if not p.requires_grad:
             continue

@@ -139,6 +139,16 @@ def suggested_max_det(dataset: Any) -> int:
     return int(min(1000, max(100, math.ceil(most * 1.25 / 50) * 50)))
 
 
+@dataclass
+class _RunState:
+    """What the step callback updates: best mask AP, latest metrics, pure training time, images seen."""
+
+    best: float = -1.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    train_s: float = 0.0
+    seen: int = 0
+
+
 class _Progress:
     """A rich progress bar with live losses on rank 0; silent elsewhere."""
 
@@ -304,17 +314,17 @@ def _run(
     )
     batches = iter(loader)
     progress = _Progress(cfg.progress and dist.is_main, total, start)
-    state = {"best": best, "metrics": last_metrics, "train_s": 0.0, "seen": 0}
+    state = _RunState(best=best, metrics=last_metrics)
     t_iter = time.perf_counter()
 
     def save(it: int, name: str = "last.pt", full: bool = True) -> Path:
         extra: dict[str, Any] = dict(
-            metrics=state["metrics"],
+            metrics=state.metrics,
             epoch=it / ipe,
             iteration=it,
             total_iters=total,
             args=asdict(cfg),
-            best_metric=state["best"],
+            best_metric=state.best,
         )
         if full:
             extra.update(
@@ -328,8 +338,8 @@ def _run(
     def on_step(it: int, values: dict[str, float]) -> None:
         nonlocal t_iter
         now = time.perf_counter()
-        state["train_s"] += now - t_iter
-        state["seen"] += cfg.batch * dist.world_size
+        state.train_s += now - t_iter
+        state.seen += cfg.batch * dist.world_size
         if dist.enabled:  # log the mean over ranks
             values = {
                 **all_reduce_mean({k: v for k, v in values.items() if k != "lr"}, dist),
@@ -346,7 +356,7 @@ def _run(
             if dist.is_main:
                 m = evaluate_model(model, val_ds, device)
                 model.train()
-                state["metrics"] = m
+                state.metrics = m
                 metrics_log.append({"iter": it, "epoch": round(it / ipe, 3), "eval": m})
                 log.info(
                     "iteration %d: mask AP %.3f AP50 %.3f | box AP %.3f AP50 %.3f",
@@ -356,8 +366,8 @@ def _run(
                     m["bbox"]["AP"],
                     m["bbox"]["AP50"],
                 )
-                if m["segm"]["AP"] > state["best"]:
-                    state["best"] = m["segm"]["AP"]
+                if m["segm"]["AP"] > state.best:
+                    state.best = m["segm"]["AP"]
                     save(it, "best.pt", full=False)
             barrier(dist)
         if dist.is_main and (it % cfg.save_every == 0 or it == total):
@@ -396,9 +406,9 @@ def _run(
         iterations=it,
         epochs=it / ipe,
         wall_s=wall,
-        train_s=state["train_s"],
-        images_per_s=state["seen"] / state["train_s"] if state["train_s"] > 0 else 0.0,
-        metrics=state["metrics"],
+        train_s=state.train_s,
+        images_per_s=state.seen / state.train_s if state.train_s > 0 else 0.0,
+        metrics=state.metrics,
         log=metrics_log.path,
         curves=curves,
     )
