@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx
 from maskrt.export.scenes import synthetic_scenes
@@ -71,7 +71,7 @@ def bench_arch(arch: str, size: int, frames: int, max_det: int, checkpoint: Path
             return len(out["scores"])
 
         def ours(img: np.ndarray) -> int:
-            boxes, scores, labels, masks, num = session.run(None, {"images": img[None]})
+            boxes, _, _, masks, num = session.run(None, {"images": img[None]})
             n = int(num[0])
             paste_masks(masks[0, :n], boxes[0, :n], (size, size), 0.5)
             return n
@@ -128,7 +128,7 @@ def main() -> None:
     result = {
         "benchmark": "export_vs_eager",
         "machine": f"{platform.machine()} {platform.processor() or ''} (shared CPU, 2 threads)".strip(),
-        "load_average": list(__import__("os").getloadavg()),
+        "load_average": list(os.getloadavg()),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "target_speedup": 1.5,
