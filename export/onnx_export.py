@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import torch
 from maskrt.export.metadata import set_meta
 from maskrt.export.wrapper import ExportWrapper
@@ -30,6 +32,13 @@ from maskrt.errors import MaskrtError
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
+NMS_MAX_OUTPUT = 5000
+"""Bound on NonMaxSuppression's max_output_boxes_per_class (torchvision writes INT64_MAX).
+
+TensorRT considers at most 5000 boxes per NMS anyway (2000 on SM 5.3/6.2), and every NMS here is
+followed by a top-k of at most ``rpn post_nms_top_n`` / ``max_det`` (< 3840) rows, so the bound
+never changes a result; it keeps TensorRT from sizing the NMS output for 2**63 boxes.
+"""
 
 
 @dataclass
@@ -125,6 +134,25 @@ def simplify_model(model: onnx.ModelProto) -> onnx.ModelProto | None:
     return slim
 
 
+def bound_nms_outputs(model: onnx.ModelProto, limit: int = NMS_MAX_OUTPUT) -> int:
+    """Set every NonMaxSuppression's max_output_boxes_per_class to ``limit``; returns how many."""
+    nms = [n for n in model.graph.node if n.op_type == "NonMaxSuppression"]
+    if not nms:
+        return 0
+    name = "maskrt_nms_max_output_boxes"
+    if name not in {t.name for t in model.graph.initializer}:
+        model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([limit], dtype=np.int64), name))
+    for node in nms:
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = name
+    used = {i for n in model.graph.node for i in n.input}
+    unused = [t for t in model.graph.initializer if t.name not in used]
+    for t in unused:
+        model.graph.initializer.remove(t)
+    return len(nms)
+
+
 def export_onnx(
     wrapper: ExportWrapper,
     meta: ArtifactMeta,
@@ -148,6 +176,7 @@ def export_onnx(
             slim = simplify_model(model)
             if slim is not None and len(slim.graph.node) < before:
                 model, simplified = slim, True
+        bound_nms_outputs(model)
         model = onnx.shape_inference.infer_shapes(model)
         set_meta(model, meta)
         model.producer_name = "maskrt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from maskrt.export.check import check_model
 from maskrt.export.metadata import make_meta, props_of, read_meta
@@ -35,6 +36,9 @@ def test_graph_io_is_static_and_matches_contract(lite_export):
         assert out.type.tensor_type.elem_type == ONNX_TYPES[OUTPUT_DTYPES[out.name]], out.name
     ops = {n.op_type for n in model.graph.node}
     assert not ops & {"Loop", "If", "Scan"}
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    nms = [n for n in model.graph.node if n.op_type == "NonMaxSuppression"]
+    assert len(nms) == 2 and all(inits[n.input[2]].tolist() == [5000] for n in nms)  # not INT64_MAX
     onnx.checker.check_model(model)
 
 
