@@ -111,6 +111,13 @@ def main() -> None:
         save_every=args.save_every,
     )
     result = train(cfg)
+    if not result.metrics:  # resumed a finished run: score its checkpoint now
+        from maskrt.train.checkpoint import load_model
+        from maskrt.train.dataset import align_classes, load_datasets
+        from maskrt.train.evaluate import evaluate_model
+
+        model, recipe, _ = load_model(result.best or result.last)
+        result.metrics = evaluate_model(model, align_classes(load_datasets([str(val_ann)]), recipe.classes))
     base = _baseline_step_s(args.imgsz, args.batch) if result.train_s > 0 else 0.0
     step_s = result.train_s / max(1, result.iterations) if result.train_s > 0 else 0.0
     m = result.metrics
