@@ -1,10 +1,10 @@
 """Trace :class:`~maskrt.export.wrapper.ExportWrapper` to a static ONNX file with maskrt metadata.
 
-Uses the legacy TorchScript exporter (``dynamo=False``): the dynamo exporter still fails on
-torchvision's detection models (a data-dependent guard in ``batched_nms``; see the test that
-tracks it). During tracing, ``batched_nms`` is replaced by a version without the
-``numel() == 0`` branch that torchvision scripts into an ONNX ``If``: boxes are clipped to the
-image before every NMS, so a constant per-class offset separates the classes.
+Uses the legacy TorchScript exporter (``dynamo=False``): the dynamo exporter fails on
+torchvision's detection models as shipped (a data-dependent guard in ``batched_nms``; a slow test
+tracks it, and shows that with :func:`static_export_patches` dynamo works too). During tracing,
+:func:`static_export_patches` removes the two places where torchvision's tracing paths make the
+graph dynamic (an ``If`` around NMS, a runtime top-k K in the RPN).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import onnx.numpy_helper
 import torch
 from maskrt.export.metadata import set_meta
 from maskrt.export.wrapper import ExportWrapper
+from torchvision.models.detection import _utils as det_utils
 from torchvision.ops import boxes as box_ops
 
 from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, ArtifactMeta
@@ -53,24 +54,36 @@ class OnnxExport:
 
 
 @contextlib.contextmanager
-def static_batched_nms(max_coordinate: float) -> Iterator[None]:
-    """Replace torchvision's ``batched_nms`` by an ``If``-free coordinate trick while tracing.
+def static_export_patches(max_coordinate: float) -> Iterator[None]:
+    """Make torchvision's detection code trace to a static, ``If``-free graph (the input size is fixed).
+
+    * ``batched_nms``: torchvision scripts a ``numel() == 0`` branch into an ONNX ``If``; here a
+      constant per-class offset (boxes are clipped to the image before every NMS) needs no branch.
+    * ``_topk_min``: under tracing, the RPN's per-level top-k K becomes a runtime ``Min`` of a
+      shape, which TensorRT rejects (K must be a build-time constant); with static shapes the
+      Python ``min`` is exact.
 
     Args:
-        max_coordinate: an upper bound of every box coordinate (the input size: boxes are clipped).
+        max_coordinate: an upper bound of every box coordinate (the larger input side).
     """
-    original = box_ops.batched_nms
+    original_nms = box_ops.batched_nms
+    original_topk_min = det_utils._topk_min
     offset_step = float(max_coordinate) + 1.0
 
     def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> Any:
         offsets = idxs.to(boxes.dtype) * offset_step
         return box_ops.nms(boxes + offsets[:, None], scores, iou_threshold)
 
+    def topk_min(input: torch.Tensor, orig_kval: int, axis: int) -> int:
+        return min(int(orig_kval), int(input.size(axis)))
+
     box_ops.batched_nms = batched_nms
+    det_utils._topk_min = topk_min
     try:
         yield
     finally:
-        box_ops.batched_nms = original
+        box_ops.batched_nms = original_nms
+        det_utils._topk_min = original_topk_min
 
 
 @contextlib.contextmanager
@@ -99,7 +112,7 @@ def example_input(input_size: tuple[int, int], batch: int = 1, seed: int = 0) ->
 def trace_to_onnx(wrapper: ExportWrapper, path: str | Path, batch: int = 1, opset: int = DEFAULT_OPSET) -> None:
     """Write the wrapper's graph to ``path`` (no metadata, not simplified)."""
     x = example_input(wrapper.input_size, batch)
-    with quiet_exporter(), static_batched_nms(max(wrapper.input_size)), torch.no_grad():
+    with quiet_exporter(), static_export_patches(max(wrapper.input_size)), torch.no_grad():
         torch.onnx.export(
             wrapper,
             (x,),

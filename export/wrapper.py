@@ -88,7 +88,7 @@ class ExportWrapper(nn.Module):
         d = self.max_det
         boxes, scores, labels = det["boxes"], det["scores"], det["labels"]
         masks = det["masks"][:, 0]  # [N, M, M] probabilities of the predicted class
-        m = masks.shape[-1]
+        m = int(masks.shape[-1])  # a constant in the trace
         scores = torch.cat([scores, torch.full((d,), -1.0, dtype=scores.dtype)])
         top_scores, idx = torch.topk(scores, d)  # constant K: static [D]
         valid = top_scores > -0.5

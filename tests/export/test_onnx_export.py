@@ -69,12 +69,17 @@ def test_onnxruntime_matches_pytorch_on_varied_images(lite_export, scene_images)
 
 @pytest.fixture(scope="module")
 def blind_export(tmp_path_factory, make_model):
-    """A model whose class logits are so low that it never detects anything (64 px: fast)."""
+    """A model whose class logits are so low that it never detects anything (64 px, not simplified: fast)."""
     recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=64)
     wrapper = ExportWrapper(make_model(recipe, bias=-40.0), (64, 64), 10, recipe.mean, recipe.std)
     path = tmp_path_factory.mktemp("blind") / "blind.onnx"
-    export_onnx(wrapper, make_meta(recipe, (64, 64), 10), path)
+    export_onnx(wrapper, make_meta(recipe, (64, 64), 10), path, simplify=False)
     return path
+
+
+def test_unsimplified_export_is_also_tensorrt_compatible(blind_export):
+    """The traced graph itself is static (onnxslim only makes it smaller)."""
+    assert check_model(blind_export) == []
 
 
 def test_zero_detections_give_zero_padded_outputs(blind_export):

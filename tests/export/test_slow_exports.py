@@ -8,7 +8,7 @@ import pytest
 import torch
 from maskrt.export.check import check_model
 from maskrt.export.metadata import make_meta
-from maskrt.export.onnx_export import export_onnx, static_batched_nms
+from maskrt.export.onnx_export import export_onnx, static_export_patches
 from maskrt.export.parity import ParityRules
 from maskrt.export.scenes import synthetic_scenes
 from maskrt.export.verify import check_parity
@@ -60,7 +60,7 @@ def test_dynamo_exporter_with_static_nms(tmp_path, lite_export, scene_images):
     """With our If-free batched_nms (as used for the legacy export), the dynamo exporter works too."""
     x = torch.zeros(1, 128, 128, 3, dtype=torch.uint8)
     path = tmp_path / "dynamo.onnx"
-    with warnings.catch_warnings(), static_batched_nms(128):
+    with warnings.catch_warnings(), static_export_patches(128):
         warnings.simplefilter("ignore")
         torch.onnx.export(lite_export.wrapper, (x,), str(path), dynamo=True, input_names=["images"],
                           output_names=OUTPUTS)
