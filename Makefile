@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.maskrt-installed
 
-.PHONY: demo test test-all typecheck lint bench clean
+.PHONY: demo test test-all typecheck lint bench clean bundled-model
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,12 @@ lint: $(STAMP)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache runs demo-out
+
+# The bundled default model (runtime/models/README.md): synthetic data, training on CPU, packaging + model card.
+TRAIN_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-out/val-mixed --arch lite --imgsz 320 \
+	--iters 1200 --batch 4 --lr 0.02 --workers 2 --out runs/bubbles-lite --save-every 50 --eval-every 400 --seed 0
+bundled-model: $(STAMP)
+	$(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0
+	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500
+	$(TRAIN_CMD)
+	$(PY) tools/bundle_model.py runs/bubbles-lite/best.pt --train-command "$(TRAIN_CMD)"

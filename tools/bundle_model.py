@@ -1,0 +1,172 @@
+"""Package a trained checkpoint as maskrt's bundled default model, evaluate it and write its model card.
+
+Run after the training command in ``runtime/models/README.md`` (``make bundled-model`` runs the whole chain):
+
+    python tools/bundle_model.py runs/bubbles-lite/best.pt
+
+It writes
+- ``runtime/models/bubbles-lite.onnx``: the runtime artifact (FP16-stored weights, FP32 compute),
+- ``train/models/bubbles-lite.pt``: a compact checkpoint (FP16 weights + recipe) for ``--weights bubbles-lite``,
+- ``runtime/models/bubbles-lite.metrics.json``: every number of the model card,
+and evaluates: mask/box AP on held-out synthetic scenes of each type (another seed than training), and
+mask AP50 on the real Taylor-bubble images (valid+test) without and after fine-tuning on their train split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = ("boiling-side", "boiling-bottom", "droplets", "taylor")
+
+
+def compact_checkpoint(src: Path, dst: Path) -> dict[str, Any]:
+    """Weights in FP16, recipe, metrics and nothing of the optimiser: what fine-tuning needs."""
+    import torch
+
+    from maskrt.atomic import atomic_path
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    small = {
+        "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
+        "recipe": ckpt["recipe"],
+        "metrics": ckpt.get("metrics", {}),
+        "maskrt_version": ckpt.get("maskrt_version", ""),
+        "source": {"checkpoint": src.name, "iteration": ckpt.get("iteration"), "epoch": ckpt.get("epoch")},
+    }
+    with atomic_path(dst) as tmp:
+        torch.save(small, tmp)
+    return small
+
+
+def evaluate(checkpoint: Path, data: list[Path], max_det: int | None = None) -> dict[str, Any]:
+    """COCO metrics of a checkpoint on one or more datasets (merged by class name)."""
+    from maskrt.train.checkpoint import load_model
+    from maskrt.train.dataset import align_classes, load_datasets
+    from maskrt.train.evaluate import evaluate_model
+
+    model, recipe, _ = load_model(checkpoint)
+    if max_det is not None:
+        model.roi_heads.detections_per_img = max_det
+        post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
+        post["testing"] = max(post["testing"], 2 * max_det)
+        pre["testing"] = max(pre["testing"], 4 * max_det)
+    ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
+    return evaluate_model(model, ds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--work", type=Path, default=ROOT / "data-out" / "bundle")
+    ap.add_argument("--heldout-images", type=int, default=40, help="held-out synthetic images per scene")
+    ap.add_argument("--heldout-seed", type=int, default=1000)
+    ap.add_argument("--taylor", type=Path, default=ROOT / "tests" / "data" / "taylor-bubbles-coco")
+    ap.add_argument("--finetune-iters", type=int, default=150)
+    ap.add_argument("--imgsz", type=int, default=None, help="export size (default: the training size)")
+    ap.add_argument("--train-command", default="", help="the training command, recorded in the metrics file")
+    ap.add_argument("--skip-finetune", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log = logging.getLogger("bundle")
+
+    import torch
+
+    from maskrt.export.compact import write_compact
+    from maskrt.export.pipeline import ExportOptions, export_checkpoint
+    from maskrt.train.synth import generate_dataset
+    from maskrt.train.trainer import TrainConfig, train
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+    ckpt_info = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    recipe = ckpt_info["recipe"]
+    imgsz = args.imgsz or int(recipe["image_size"])
+    card: dict[str, Any] = {
+        "model": "bubbles-lite",
+        "arch": recipe["arch"],
+        "classes": recipe["classes"],
+        "train_image_size": recipe["image_size"],
+        "input_size": imgsz,
+        "checkpoint": str(args.checkpoint),
+        "iteration": ckpt_info.get("iteration"),
+        "train_command": args.train_command,
+        "train_metrics": ckpt_info.get("metrics", {}),
+    }
+    del ckpt_info
+
+    small_ckpt = ROOT / "train" / "models" / "bubbles-lite.pt"
+    small_ckpt.parent.mkdir(parents=True, exist_ok=True)
+    compact_checkpoint(args.checkpoint, small_ckpt)
+    log.info("compact checkpoint: %s (%.1f MB)", small_ckpt, small_ckpt.stat().st_size / 1e6)
+
+    # held-out synthetic scenes, another seed than the training data
+    per_scene: dict[str, Any] = {}
+    for scene in SCENES:
+        folder = args.work / f"heldout-{scene}"
+        if not (folder / "annotations.json").is_file():
+            generate_dataset(folder, images=args.heldout_images, size=512, scene=scene, seed=args.heldout_seed)
+        m = evaluate(small_ckpt, [folder])
+        per_scene[scene] = {"mask": m["segm"], "box": m["bbox"], "images": m["images"], "instances": m["instances"]}
+        log.info("%s: mask AP %.3f AP50 %.3f", scene, m["segm"]["AP"], m["segm"]["AP50"])
+    m = evaluate(small_ckpt, [args.work / "heldout-droplets"], max_det=300)
+    per_scene["droplets@300"] = {"mask": m["segm"], "box": m["bbox"], "images": m["images"],
+                                 "instances": m["instances"]}
+    card["heldout"] = per_scene
+    card["heldout_seed"] = args.heldout_seed
+
+    # real images: Taylor bubbles, valid + test, with the synthetic classes mapped by name
+    taylor_eval = [args.taylor / "valid", args.taylor / "test"]
+    card["taylor_zero_shot"] = _taylor_zero_shot(small_ckpt, taylor_eval)
+    log.info("taylor zero-shot: %s", card["taylor_zero_shot"])
+    if not args.skip_finetune:
+        res = train(TrainConfig(
+            data=[str(args.taylor / "train")], val=[str(p) for p in taylor_eval], weights=str(small_ckpt),
+            imgsz=int(recipe["image_size"]), iters=args.finetune_iters, batch=4, lr=0.01, workers=2,
+            out=str(args.work / "taylor-finetune"), eval_every=args.finetune_iters, progress=False, seed=0,
+        ))  # fmt: skip
+        ft = evaluate(res.best or res.last, taylor_eval)
+        card["taylor_finetuned"] = {"mask": ft["segm"], "box": ft["bbox"], "iters": args.finetune_iters,
+                                    "wall_s": res.wall_s}
+        log.info("taylor fine-tuned: mask AP50 %.3f", ft["segm"]["AP50"])
+
+    # the runtime artifact: export (with parity against PyTorch), then FP16-stored weights
+    onnx_tmp = args.work / "bubbles-lite.fp32.onnx"
+    exported = export_checkpoint(small_ckpt, ExportOptions(imgsz=imgsz, out=onnx_tmp, parity_images=4))
+    onnx_path = ROOT / "runtime" / "models" / "bubbles-lite.onnx"
+    write_compact(exported.onnx_path, onnx_path)
+    card["export"] = {"violations": exported.violations, "parity": exported.parity,
+                      "parity_failures": exported.parity_failures,
+                      "onnx_mb": onnx_path.stat().st_size / 1e6, "checkpoint_mb": small_ckpt.stat().st_size / 1e6}
+    card["bundle_wall_s"] = time.perf_counter() - t0
+    from maskrt.atomic import write_text
+
+    write_text(ROOT / "runtime" / "models" / "bubbles-lite.metrics.json", json.dumps(card, indent=2, default=str))
+    log.info("wrote %s (%.1f MB) and %s (%.1f MB)", onnx_path, card["export"]["onnx_mb"], small_ckpt,
+             card["export"]["checkpoint_mb"])
+    return 0
+
+
+def _taylor_zero_shot(checkpoint: Path, data: list[Path]) -> dict[str, Any]:
+    """The synthetic model on real Taylor images: its 'bubble' class scored against 'taylor bubble'."""
+    from maskrt.train.checkpoint import load_model
+    from maskrt.train.dataset import load_datasets
+    from maskrt.train.evaluate import coco_metrics, predict
+
+    model, recipe, _ = load_model(checkpoint)
+    ds = load_datasets([str(p) for p in data])
+    bubble = recipe.classes.index("bubble") + 1
+    results = [dict(r, category_id=1) for r in predict(model, ds) if r["category_id"] == bubble]
+    m = coco_metrics(ds, results)
+    return {"mask": m["segm"], "box": m["bbox"], "images": m["images"], "instances": m["instances"]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
