@@ -215,15 +215,15 @@ def bench(
                 ))
                 progress.update(task, visible=False)
     base = apply_speedups(rows)
-    config = {
+    timed = f"{seconds:g} s per row" if seconds else f"{iters} timed frames per row"
+    if interleave:
+        timed += " (rows took turns frame by frame; peak RSS is the process's, not per row)"
+    config: dict[str, Any] = {
         "models": [str(m) for m in models], "backends": backends, "threads": threads, "warmup": warmup,
-        "iters": iters, "seconds": seconds, "conf": conf, "frames_desc": frames_desc,
-        "timed": f"{seconds:g} s per row" if seconds else f"{iters} timed frames per row",
+        "iters": iters, "seconds": seconds, "conf": conf, "frames_desc": frames_desc, "timed": timed,
         "frame_shape": list(frames[0].shape), "torch": str(torch_ckpt) if torch_ckpt else None,
         "interleave": interleave,
     }
-    if interleave:
-        config["timed"] += " (rows took turns frame by frame; peak RSS is the process's, not per row)"
     doc = results_document(rows, system_info(threads), config, baseline=base.backend if base else None)
     Console(width=max(Console().width, 160)).print(rich_table(doc))
     for path, writer in ((json_out, write_json), (md_out, write_markdown)):

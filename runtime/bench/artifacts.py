@@ -33,7 +33,9 @@ def read_artifact_meta(path: str | Path) -> ArtifactMeta | None:
     try:
         if path.suffix.lower() in ENGINE_SUFFIXES:
             data = json.loads(engine_sidecar(path).read_text(encoding="utf-8"))
-            props = data.get("props", data.get("metadata", data)) if isinstance(data, dict) else {}
+            props = data.get("props", data.get("metadata", data)) if isinstance(data, dict) else None
+            if not isinstance(props, dict):
+                return None
             return ArtifactMeta.from_props({k: v if isinstance(v, str) else json.dumps(v) for k, v in props.items()},
                                            path)
         return ArtifactMeta.from_props(onnx_props(path), path)
