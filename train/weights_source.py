@@ -107,7 +107,9 @@ def model_for_training(
     model = build_model(recipe)
     if src is not None and src.classes != recipe.classes:
         log.info("classes differ (%s -> %s): class-specific layers start fresh", src.classes, recipe.classes)
-        state = {k: v for k, v in state.items() if not k.startswith(CLASS_SPECIFIC)}
+        fresh = [k for k in state if k.startswith(CLASS_SPECIFIC)]
+        state = {k: v for k, v in state.items() if k not in fresh}
+        log.info("replaced %d class-specific tensors (%s)", len(fresh), ", ".join(fresh))
     loaded, skipped = load_matching(model, state)
     total = len(model.state_dict())
     if len(loaded) < total // 2:
