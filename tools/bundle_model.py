@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=None, help="export size (default: the training size)")
     ap.add_argument("--train-command", default="", help="the training command, recorded in the metrics file")
     ap.add_argument("--skip-finetune", action="store_true")
+    ap.add_argument("--dest", type=Path, default=ROOT, help="repository root to write the bundle into (tests: a tmp dir)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("bundle")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     del ckpt_info
 
-    small_ckpt = ROOT / "train" / "models" / "bubbles-lite.pt"
+    small_ckpt = args.dest / "train" / "models" / "bubbles-lite.pt"
     small_ckpt.parent.mkdir(parents=True, exist_ok=True)
     compact_checkpoint(args.checkpoint, small_ckpt)
     log.info("compact checkpoint: %s (%.1f MB)", small_ckpt, small_ckpt.stat().st_size / 1e6)
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     # the runtime artifact: export (with parity against PyTorch), then FP16-stored weights
     onnx_tmp = args.work / "bubbles-lite.fp32.onnx"
     exported = export_checkpoint(small_ckpt, ExportOptions(imgsz=imgsz, out=onnx_tmp, parity_images=4))
-    onnx_path = ROOT / "runtime" / "models" / "bubbles-lite.onnx"
+    onnx_path = args.dest / "runtime" / "models" / "bubbles-lite.onnx"
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     write_compact(exported.onnx_path, onnx_path)
     card["export"] = {"violations": exported.violations, "parity": exported.parity,
                       "parity_failures": exported.parity_failures,
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     card["bundle_wall_s"] = time.perf_counter() - t0
     from maskrt.atomic import write_text
 
-    write_text(ROOT / "runtime" / "models" / "bubbles-lite.metrics.json", json.dumps(card, indent=2, default=str))
+    write_text(args.dest / "runtime" / "models" / "bubbles-lite.metrics.json", json.dumps(card, indent=2, default=str))
     log.info("wrote %s (%.1f MB) and %s (%.1f MB)", onnx_path, card["export"]["onnx_mb"], small_ckpt,
              card["export"]["checkpoint_mb"])
     return 0

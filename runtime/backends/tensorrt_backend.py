@@ -96,14 +96,14 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     side = engine_sidecar(path)
     if not side.is_file():
         raise MaskrtError(
-            f"no metadata file {side.name} beside the engine; build engines with `maskrt export --trt` "
+            f"no metadata file {side.name} beside the engine; build engines with `maskrt export CHECKPOINT --format engine` "
             "(it writes both)",
             path=path,
         )
     try:
         data = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise MaskrtError(f"unreadable engine metadata ({exc}); rebuild the engine with `maskrt export --trt`",
+        raise MaskrtError(f"unreadable engine metadata ({exc}); rebuild the engine with `maskrt export CHECKPOINT --format engine`",
                           path=side) from exc
     if not isinstance(data, dict):
         raise MaskrtError("engine metadata is not a JSON object; rebuild the engine", path=side)
@@ -128,13 +128,13 @@ def check_build_env(data: dict[str, Any], gpu_name: str, capability: str, trt_ve
     if built_cc is not None and str(built_cc) != capability:
         raise MaskrtError(
             f"engine was built for compute capability {built_cc} ({built_gpu or 'unknown GPU'}), this GPU is "
-            f"{gpu_name} ({capability}); rebuild it on this device with `maskrt export --trt`",
+            f"{gpu_name} ({capability}); rebuild it on this device with `maskrt export CHECKPOINT --format engine`",
             path=path,
         )
     if built_trt and built_trt.split(".")[:3] != trt_version.split(".")[:3]:
         raise MaskrtError(
             f"engine was built with TensorRT {built_trt}, this is TensorRT {trt_version}; rebuild it on this "
-            "device with `maskrt export --trt`",
+            "device with `maskrt export CHECKPOINT --format engine`",
             path=path,
         )
     if built_gpu and built_gpu != gpu_name:
@@ -173,7 +173,7 @@ class TensorRTBackend:
         if engine is None:
             raise MaskrtError(
                 f"TensorRT {trt_mod.__version__} cannot deserialize this engine; rebuild it on this device with "
-                "`maskrt export --trt`",
+                "`maskrt export CHECKPOINT --format engine`",
                 path=self.path,
             )
         self.engine: trt.ICudaEngine = engine
@@ -204,7 +204,7 @@ class TensorRTBackend:
         if INPUT_NAME not in self.host or missing:
             raise MaskrtError(
                 f"engine tensors {sorted(self.host)} do not follow the maskrt contract (missing "
-                f"{', '.join(missing) or INPUT_NAME}); rebuild it with `maskrt export --trt`",
+                f"{', '.join(missing) or INPUT_NAME}); rebuild it with `maskrt export CHECKPOINT --format engine`",
                 path=self.path,
             )
         in_shape = self.host[INPUT_NAME].shape
