@@ -24,10 +24,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ("boiling-side", "boiling-bottom", "droplets", "taylor")
+ARTIFACT_MAX_DET = 100
 
 
-def compact_checkpoint(src: Path, dst: Path) -> dict[str, Any]:
-    """Weights in FP16, recipe, metrics and nothing of the optimiser: what fine-tuning needs."""
+def compact_checkpoint(src: Path, dst: Path, max_det: int = ARTIFACT_MAX_DET) -> dict[str, Any]:
+    """Weights in FP16, recipe, metrics and nothing of the optimiser: what fine-tuning needs.
+
+    The recipe's ``max_det`` is set to the artifact's (100): it also sets the test-time proposal count,
+    so a dense training set's limit (hundreds) would slow every frame of the runtime.
+    """
     import torch
 
     from maskrt.atomic import atomic_path
@@ -35,7 +40,7 @@ def compact_checkpoint(src: Path, dst: Path) -> dict[str, Any]:
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     small = {
         "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
-        "recipe": ckpt["recipe"],
+        "recipe": dict(ckpt["recipe"], max_det=max_det),
         "metrics": ckpt.get("metrics", {}),
         "maskrt_version": ckpt.get("maskrt_version", ""),
         "source": {"checkpoint": src.name, "iteration": ckpt.get("iteration"), "epoch": ckpt.get("epoch")},
@@ -55,7 +60,7 @@ def evaluate(checkpoint: Path, data: list[Path], max_det: int | None = None) -> 
     if max_det is not None:
         model.roi_heads.detections_per_img = max_det
         post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
-        post["testing"] = max(post["testing"], 2 * max_det)
+        post["testing"] = max(post["testing"], 2 * max_det)  # dense scenes need more proposals
         pre["testing"] = max(pre["testing"], 4 * max_det)
     ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
     return evaluate_model(model, ds)
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     small_ckpt = args.dest / "train" / "models" / "bubbles-lite.pt"
     small_ckpt.parent.mkdir(parents=True, exist_ok=True)
     compact_checkpoint(args.checkpoint, small_ckpt)
+    dense_max_det = max(int(recipe.get("max_det", 100)), ARTIFACT_MAX_DET)
     log.info("compact checkpoint: %s (%.1f MB)", small_ckpt, small_ckpt.stat().st_size / 1e6)
 
     # held-out synthetic scenes, another seed than the training data
@@ -117,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         m = evaluate(small_ckpt, [folder])
         per_scene[scene] = {"mask": m["segm"], "box": m["bbox"], "images": m["images"], "instances": m["instances"]}
         log.info("%s: mask AP %.3f AP50 %.3f", scene, m["segm"]["AP"], m["segm"]["AP50"])
-    m = evaluate(small_ckpt, [args.work / "heldout-droplets"], max_det=300)
-    per_scene["droplets@300"] = {"mask": m["segm"], "box": m["bbox"], "images": m["images"],
+    m = evaluate(small_ckpt, [args.work / "heldout-droplets"], max_det=dense_max_det)  # what the model can do
+    per_scene[f"droplets@{dense_max_det}"] = {"mask": m["segm"], "box": m["bbox"], "images": m["images"],
                                  "instances": m["instances"]}
     card["heldout"] = per_scene
     card["heldout_seed"] = args.heldout_seed
@@ -140,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # the runtime artifact: export (with parity against PyTorch), then FP16-stored weights
     onnx_tmp = args.work / "bubbles-lite.fp32.onnx"
-    exported = export_checkpoint(small_ckpt, ExportOptions(imgsz=imgsz, out=onnx_tmp, parity_images=4))
+    exported = export_checkpoint(
+        small_ckpt, ExportOptions(imgsz=imgsz, max_det=ARTIFACT_MAX_DET, out=onnx_tmp, parity_images=4)
+    )
     onnx_path = args.dest / "runtime" / "models" / "bubbles-lite.onnx"
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     write_compact(exported.onnx_path, onnx_path)
