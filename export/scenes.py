@@ -69,14 +69,10 @@ def synthetic_scenes(n: int, size: tuple[int, int], seed: int = 0) -> list[Scene
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 114) -> np.ndarray:
-    """Scale ``image`` to fit ``size`` keeping its aspect, top-left aligned, padded (the artifact's rule)."""
-    h, w = image.shape[:2]
-    s = min(size[0] / h, size[1] / w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    out = np.full((size[0], size[1], 3), pad_value, dtype=np.uint8)
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    out[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else image
-    return out
+    """The runtime's own letterbox (the artifact's rule), so parity is checked on exactly what the runtime feeds."""
+    from maskrt.runtime.preprocess import letterbox as runtime_letterbox
+
+    return runtime_letterbox(image, size, pad_value)[0]
 
 
 def folder_images(folder: str | Path, size: tuple[int, int], limit: int = 8, pad_value: int = 114) -> list[Scene]:
