@@ -124,7 +124,7 @@ def test_sigterm_leaves_valid_files(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "f.csv").exists() and len((out / "f.csv").read_text().splitlines()) > 10:
+            if (out / "f.csv").exists() and len((out / "f.csv").read_text().splitlines()) > 11:  # header + 11 rows
                 break
             time.sleep(0.1)
         assert proc.poll() is None, proc.communicate()
