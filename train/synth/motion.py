@@ -34,6 +34,31 @@ class Body:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+def merge_overlapping(bodies: list[Body], overlap: float) -> list[Body]:
+    """Merge bodies closer than ``overlap * (r1 + r2)``: the larger absorbs the smaller, volume conserved.
+
+    Returns the surviving bodies in their original order.
+    """
+    if len(bodies) < 2:
+        return bodies
+    xy = np.array([[b.x, b.y] for b in bodies])
+    r = np.array([b.r for b in bodies])
+    d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    hit = np.argwhere(np.triu(d < overlap * (r[:, None] + r[None, :]), 1))
+    gone: set[int] = set()
+    for i, j in hit:
+        a, b = bodies[i], bodies[j]
+        if a.uid in gone or b.uid in gone:
+            continue
+        big, small = (a, b) if a.r >= b.r else (b, a)
+        v = big.r**3 + small.r**3
+        big.x = (big.x * big.r**3 + small.x * small.r**3) / v
+        big.y = (big.y * big.r**3 + small.y * small.r**3) / v
+        big.r = float(v ** (1 / 3))
+        gone.add(small.uid)
+    return [b for b in bodies if b.uid not in gone]
+
+
 class Simulation:
     """Base class: a background, a random source, and bodies with ids that never repeat."""
 
@@ -122,24 +147,8 @@ class BoilingSide(Simulation):
 
     def _coalesce(self) -> None:
         rising = [b for b in self.bodies if b.state == "rising"]
-        if len(rising) < 2:
-            return
-        xy = np.array([[b.x, b.y] for b in rising])
-        r = np.array([b.r for b in rising])
-        d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-        hit = np.argwhere(np.triu(d < 0.75 * (r[:, None] + r[None, :]), 1))
-        gone: set[int] = set()
-        for i, j in hit:
-            a, b = rising[i], rising[j]
-            if a.uid in gone or b.uid in gone:
-                continue
-            big, small = (a, b) if a.r >= b.r else (b, a)
-            v = big.r**3 + small.r**3
-            big.x = (big.x * big.r**3 + small.x * small.r**3) / v
-            big.y = (big.y * big.r**3 + small.y * small.r**3) / v
-            big.r = float(v ** (1 / 3))
-            gone.add(small.uid)
-        self.bodies = [b for b in self.bodies if b.uid not in gone]
+        kept = {b.uid for b in merge_overlapping(rising, 0.75)}
+        self.bodies = [b for b in self.bodies if b.state != "rising" or b.uid in kept]
 
     def objects(self) -> list[SceneObject]:
         out = []
@@ -243,26 +252,10 @@ class Droplets(Simulation):
 
     def _merge(self) -> None:
         for _ in range(4):  # merges can cascade
-            if len(self.bodies) < 2:
+            n = len(self.bodies)
+            self.bodies = merge_overlapping(self.bodies, 1.0)
+            if len(self.bodies) == n:
                 return
-            xy = np.array([[b.x, b.y] for b in self.bodies])
-            r = np.array([b.r for b in self.bodies])
-            d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-            hit = np.argwhere(np.triu(d < r[:, None] + r[None, :], 1))
-            if len(hit) == 0:
-                return
-            gone: set[int] = set()
-            for i, j in hit:
-                a, b = self.bodies[i], self.bodies[j]
-                if a.uid in gone or b.uid in gone:
-                    continue
-                big, small = (a, b) if a.r >= b.r else (b, a)
-                v = big.r**3 + small.r**3
-                big.x = (big.x * big.r**3 + small.x * small.r**3) / v
-                big.y = (big.y * big.r**3 + small.y * small.r**3) / v
-                big.r = float(v ** (1 / 3))
-                gone.add(small.uid)
-            self.bodies = [b for b in self.bodies if b.uid not in gone]
 
     def objects(self) -> list[SceneObject]:
         out = []
