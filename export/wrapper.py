@@ -58,6 +58,10 @@ class ExportWrapper(nn.Module):
         self.max_det = int(max_det)
         self.model.roi_heads.detections_per_img = self.max_det
         self.model.roi_heads.score_thresh = float(score_thresh)
+        # the plain model (parity's eager agreement, benchmarks) must see frames at the export size,
+        # not resize them to the training size kept in its transform
+        self.model.transform.min_size = (min(h, w),)
+        self.model.transform.max_size = max(h, w)
         # x_norm = (x / 255 - mean) / std = x * scale + shift, on RGB channels
         mean_t = torch.tensor([float(v) for v in mean], dtype=torch.float32)
         std_t = torch.tensor([float(v) for v in std], dtype=torch.float32)

@@ -55,3 +55,18 @@ def test_bgr_input_is_flipped_to_rgb(lite_export):
 def test_rejects_bad_settings(lite_export, size, max_det):
     with pytest.raises(MaskrtError):
         ExportWrapper(lite_export.wrapper.model, size, max_det)
+
+
+def test_plain_model_sees_frames_at_the_export_size(make_model, lite_recipe, scene_images):
+    """A checkpoint trained at 96 px exported at 128: model([image]) must not shrink the frame to 96,
+    or the eager agreement (and the benchmarks' eager baseline) would compare different resolutions."""
+    small = type(lite_recipe)(arch="lite", classes=lite_recipe.classes, image_size=96)
+    model = make_model(small)
+    assert model.transform.min_size == (96,)
+    wrapper = ExportWrapper(model, (128, 128), 20, small.mean, small.std)
+    assert model.transform.min_size == (128,) and model.transform.max_size == 128
+    boxes, scores, _, _, num = run_wrapper(wrapper, scene_images[1])
+    eager = run_eager(model, scene_images[1])
+    n = int(num[0])
+    assert n == len(eager["scores"]) > 0
+    np.testing.assert_allclose(boxes[0, :n], eager["boxes"], atol=1e-3)
