@@ -15,13 +15,19 @@ from maskrt.export.wrapper import ExportWrapper
 log = logging.getLogger(__name__)
 
 
-def ort_session(path: str | Path, threads: int = 2) -> Any:
-    """A CPU ONNX Runtime session for ``path``."""
+def ort_session(path: str | Path, threads: int = 2, spin: bool = True) -> Any:
+    """A CPU ONNX Runtime session for ``path``.
+
+    ``spin=False`` stops its threads from busy-waiting between runs: set it when PyTorch (or
+    anything else) computes on the same cores between two runs, as the benchmarks' alternation does.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
