@@ -108,11 +108,16 @@ def pair_rows(onnx: Path, ckpt: Path, frames: Sequence[np.ndarray], label: str, 
 
     Peak RSS is not per row here (one process holds both); ``maskrt bench`` without ``--interleave`` gives it.
     """
-    from maskrt.runtime.bench.runner import TORCH_BACKEND, fill, measure_interleaved, open_artifact, reason_of
+    from functools import partial
+
+    from maskrt.runtime.bench.runner import (
+        TORCH_BACKEND, fill, measure_interleaved, open_artifact, open_segmenter, reason_of,
+    )
 
     from maskrt.cli.bench import TorchEager
 
-    rt, seg = open_artifact(onnx, backend, threads=threads, conf=conf)
+    # timed in turns with eager: ONNX Runtime's idle workers must not spin through the eager frame
+    rt, seg = open_artifact(onnx, backend, threads=threads, conf=conf, loader=partial(open_segmenter, spin=False))
     rt.model = f"{label}.onnx"
     eg = BenchRow(model=f"{label}.pt", backend=TORCH_BACKEND, input_size=[size, size])
     eager = None

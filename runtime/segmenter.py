@@ -61,6 +61,8 @@ class Segmenter:
         classes: class names to keep (default: all).
         bit_depth: significant bits of 16-bit frames (e.g. 12 for a 12-bit camera); default: inferred
             per frame from its brightest pixel.
+        spin: ONNX Runtime's idle threads busy-wait for the next frame (default; lowest latency). Pass
+            ``False`` when other computation shares the cores between frames.
     """
 
     def __init__(
@@ -73,9 +75,10 @@ class Segmenter:
         mask_threshold: float | None = None,
         classes: list[str] | None = None,
         bit_depth: int | None = None,
+        spin: bool = True,
     ) -> None:
         self.path = resolve_model(model)
-        self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads)
+        self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads, spin=spin)
         try:
             self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
             b, h, w, _ = self.backend.input_shape

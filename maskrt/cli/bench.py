@@ -281,12 +281,16 @@ def _interleaved_rows(
     threads: int | None, conf: float | None, timing: dict[str, Any], progress: Any,
 ) -> list[Any]:
     """Load every row's model, then time them in turns frame by frame."""
-    from maskrt.runtime.bench.runner import fill, measure_interleaved, open_artifact, reason_of
+    from functools import partial
 
+    from maskrt.runtime.bench.runner import fill, measure_interleaved, open_artifact, open_segmenter, reason_of
+
+    # rows share the cores in turns: ONNX Runtime's idle workers must not spin through the next row's frame
+    quiet_loader = partial(open_segmenter, spin=False)
     rows, entries = [], []
     for model in models:
         for b in backends:
-            row, seg = open_artifact(model, b, threads=threads, conf=conf)
+            row, seg = open_artifact(model, b, threads=threads, conf=conf, loader=quiet_loader)
             rows.append(row)
             if seg is not None:
                 entries.append((row, seg))

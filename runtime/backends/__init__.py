@@ -11,7 +11,9 @@ from maskrt.errors import MaskrtError
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
-def open_backend(path: Path, backend: str = "auto", device: str = "auto", threads: int | None = None) -> Backend:
+def open_backend(
+    path: Path, backend: str = "auto", device: str = "auto", threads: int | None = None, spin: bool = True
+) -> Backend:
     """Open a model artifact with the backend its suffix (or ``backend``) calls for.
 
     Args:
@@ -20,6 +22,7 @@ def open_backend(path: Path, backend: str = "auto", device: str = "auto", thread
         device: for ONNX Runtime, the execution provider: ``auto``, ``cpu``, ``cuda`` or ``tensorrt``;
             for TensorRT, ``auto`` or ``cuda[:N]``.
         threads: CPU threads for ONNX Runtime (``None``: its default).
+        spin: ONNX Runtime's idle workers busy-wait between runs (see ``OnnxRuntimeBackend``).
     """
     if backend not in BACKENDS:
         raise MaskrtError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -37,7 +40,7 @@ def open_backend(path: Path, backend: str = "auto", device: str = "auto", thread
     if backend == "onnxruntime":
         from maskrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device=device, threads=threads)
+        return OnnxRuntimeBackend(path, device=device, threads=threads, spin=spin)
     from maskrt.runtime.backends.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(path, device=device)

@@ -72,9 +72,12 @@ class OnnxRuntimeBackend:
         path: the ``.onnx`` file.
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]`` (the execution provider).
         threads: intra-op CPU threads (``None``: ONNX Runtime's default, one per core).
+        spin: let idle worker threads busy-wait for the next run (ONNX Runtime's default: lowest latency
+            when this process owns the cores). Turn it off when other work shares the cores between
+            runs (a second model, a PyTorch baseline timed in turns): spinning workers slow it down.
     """
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None, spin: bool = True) -> None:
         ort = _import_ort()
         self.path = Path(path)
         opts = ort.SessionOptions()
@@ -82,6 +85,8 @@ class OnnxRuntimeBackend:
         if threads is not None:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         providers = choose_providers(device, list(ort.get_available_providers()), self.path.parent)
         try:

@@ -224,12 +224,14 @@ def _summary(acc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def open_segmenter(model: str | Path, backend: str, threads: int | None = None, conf: float | None = None) -> Any:
+def open_segmenter(
+    model: str | Path, backend: str, threads: int | None = None, conf: float | None = None, spin: bool = True
+) -> Any:
     """Load ``model`` with ``maskrt.runtime.Segmenter`` on one concrete bench backend name."""
     from maskrt.runtime.segmenter import Segmenter
 
     runtime_backend, device = SEGMENTER_ARGS[backend]
-    return Segmenter(str(model), backend=runtime_backend, device=device, threads=threads, conf=conf)
+    return Segmenter(str(model), backend=runtime_backend, device=device, threads=threads, conf=conf, spin=spin)
 
 
 SEGMENTER_ARGS = {

@@ -149,3 +149,17 @@ def test_bit_depth_fixes_the_scaling_of_dark_16bit_frames(make_model) -> None:
     assert fixed[0, 0, 0, 0] == round(300 * 255 / 4095)
     with pytest.raises(MaskrtError, match="bit depth"):
         Segmenter(make_model(), bit_depth=20).preprocess(dark)
+
+
+def test_spin_off_gives_the_same_instances(make_model) -> None:
+    """``spin=False`` (used when rows share the cores in turns) only changes how idle ONNX Runtime threads
+    wait: the session says so, and the results are the same."""
+    path = make_model()
+    frame = np.zeros((256, 512, 3), np.uint8)
+    quiet = Segmenter(path, threads=2, spin=False)
+    default = Segmenter(path, threads=2)
+    opts = quiet.backend.session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    a, b = quiet(frame), default(frame)
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.scores, b.scores)
