@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from maskrt.cli.app import app
+from maskrt.errors import MaskrtError
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -126,6 +127,9 @@ def eval_cmd(
     json_out: Path = typer.Option(None, "--json", help="Also write COCO results JSON (masks as RLE) here."),
     metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics as JSON here."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    imgsz: int = typer.Option(None, "--imgsz", help="Score at this input size (longer side) instead of the "
+                              "training size, e.g. the size you will export at."),
+    max_det: int = typer.Option(None, "--max-det", help="Detections kept per image (default: the checkpoint's)."),
 ) -> None:
     """Print COCO box and mask AP, AP50, AP75, APs/m/l and per-class AP of a checkpoint on a dataset."""
     import json
@@ -138,9 +142,18 @@ def eval_cmd(
 
     dev = resolve_device(device)
     model, recipe, _ = load_model(checkpoint, dev)
+    if imgsz is not None:
+        if imgsz < 32:
+            raise MaskrtError(f"--imgsz {imgsz} is too small; pass e.g. --imgsz {recipe.image_size}")
+        model.transform.min_size, model.transform.max_size = (int(imgsz),), int(imgsz)
+    if max_det is not None:
+        if max_det < 1:
+            raise MaskrtError(f"--max-det {max_det} must be at least 1; pass e.g. --max-det 100")
+        model.roi_heads.detections_per_img = int(max_det)
     ds = align_classes(load_datasets(_split(data)), recipe.classes)
     metrics = evaluate_model(model, ds, dev, results_json=json_out)
-    typer.echo(f"{checkpoint} on {len(ds.images)} images, {ds.num_instances} instances")
+    size = imgsz or recipe.image_size
+    typer.echo(f"{checkpoint} at {size} px on {len(ds.images)} images, {ds.num_instances} instances")
     typer.echo(format_metrics(metrics))
     if metrics_out is not None:
         write_text(metrics_out, json.dumps(metrics, indent=2))

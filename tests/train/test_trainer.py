@@ -246,3 +246,17 @@ def test_cli_eval_and_user_errors(tiny_run: Path, shapes_val: Path, tmp_path: Pa
 @pytest.fixture(autouse=True)
 def _quiet_threads() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def test_cli_eval_at_another_size_and_max_det(tiny_run: Path, shapes_val: Path, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from maskrt.cli import main
+
+    res = tmp_path / "results.json"
+    args = ["eval", str(tiny_run / "last.pt"), "--data", str(shapes_val), "--device", "cpu", "--json", str(res)]
+    assert main([*args, "--imgsz", "96", "--max-det", "2"]) == 0
+    per_image = Counter(r["image_id"] for r in json.loads(res.read_text()))
+    assert per_image and max(per_image.values()) <= 2
+    assert main([*args, "--imgsz", "8"]) == 2
+    assert main([*args, "--max-det", "0"]) == 2
