@@ -35,8 +35,12 @@ clean:
 # The bundled default model (runtime/models/README.md): synthetic data, training on CPU, packaging + model card.
 TRAIN_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-out/val-mixed --arch lite --imgsz 320 \
 	--iters 1200 --batch 4 --lr 0.02 --workers 2 --out runs/bubbles-lite --save-every 50 --eval-every 400 --seed 0
+# the run was then extended (a second cosine cycle from the 1200-iteration state, same optimizer and data order)
+EXTEND_CMD := $(VENV)/bin/maskrt train --out runs/bubbles-lite --resume --iters 2800 --eval-every 400 --save-every 50 \
+	--workers 2
 bundled-model: $(STAMP)
 	$(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0
 	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500
 	$(TRAIN_CMD)
-	$(PY) tools/bundle_model.py runs/bubbles-lite/best.pt --train-command "$(TRAIN_CMD)"
+	$(EXTEND_CMD)
+	$(PY) tools/bundle_model.py runs/bubbles-lite/best.pt --train-command "$(TRAIN_CMD) && $(EXTEND_CMD)"
