@@ -45,21 +45,12 @@ from maskrt.export.onnx_export import export_onnx
 from maskrt.export.scenes import synthetic_scenes
 from maskrt.export.verify import ort_session
 from maskrt.export.wrapper import ExportWrapper
+from maskrt.runtime.bench.sysinfo import cpu_model
 from maskrt.runtime.paste import paste_masks
 from maskrt.train.checkpoint import load_model
 from maskrt.train.models import ModelRecipe, build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def random_detecting_model(arch: str, size: int) -> tuple[torch.nn.Module, ModelRecipe]:
@@ -74,23 +65,21 @@ def random_detecting_model(arch: str, size: int) -> tuple[torch.nn.Module, Model
     return model, recipe
 
 
-def _model(arch: str, size: int, checkpoint: Path | None) -> tuple[torch.nn.Module, ModelRecipe]:
+def _wrapped_model(arch: str, size: int, max_det: int, checkpoint: Path | None) -> tuple[ExportWrapper, ModelRecipe]:
+    """The model inside its export wrapper, which also sets what eager shares with the export: the
+    transform's size (the export size, not the training size), max_det and the score threshold."""
     if checkpoint is not None:
         model, recipe, _ = load_model(checkpoint)
-        return model.eval(), recipe
-    return random_detecting_model(arch, size)
+    else:
+        model, recipe = random_detecting_model(arch, size)
+    return ExportWrapper(model, (size, size), max_det, recipe.mean, recipe.std), recipe
 
 
 def _images(size: int, frames: int) -> list[np.ndarray]:
-    return [s.image for s in synthetic_scenes(frames + 1, (size, size), seed=11)][: frames + 1]
+    return [s.image for s in synthetic_scenes(frames + 1, (size, size), seed=11)]
 
 
-def _sides(model: torch.nn.Module, recipe: ModelRecipe, size: int, max_det: int, onnx_path: Path | None,
-           spin: bool) -> tuple[Callable[[np.ndarray], int], Callable[[np.ndarray], int] | None]:
-    """The two timed callables (``ours`` is None without an ONNX path)."""
-    # the wrapper sets what both sides share: export size on the eager transform, max_det, score threshold
-    ExportWrapper(model, (size, size), max_det, recipe.mean, recipe.std)
-
+def _eager(model: torch.nn.Module) -> Callable[[np.ndarray], int]:
     def eager(img: np.ndarray) -> int:
         x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
         with torch.inference_mode():
@@ -98,8 +87,10 @@ def _sides(model: torch.nn.Module, recipe: ModelRecipe, size: int, max_det: int,
         _ = out["masks"] > 0.5  # the binary masks a user would take
         return len(out["scores"])
 
-    if onnx_path is None:
-        return eager, None
+    return eager
+
+
+def _ours(onnx_path: Path, size: int, spin: bool) -> Callable[[np.ndarray], int]:
     session = ort_session(onnx_path, threads=2, spin=spin)
 
     def ours(img: np.ndarray) -> int:
@@ -108,7 +99,7 @@ def _sides(model: torch.nn.Module, recipe: ModelRecipe, size: int, max_det: int,
         paste_masks(masks[0, :n], boxes[0, :n], (size, size), 0.5)
         return n
 
-    return eager, ours
+    return ours
 
 
 def _time(fn: Callable[[np.ndarray], int], images: list[np.ndarray]) -> tuple[list[float], list[int]]:
@@ -125,10 +116,10 @@ def worker(side: str, arch: str, size: int, frames: int, max_det: int, checkpoin
            onnx_path: Path) -> None:
     """One side alone in this process; prints its times as JSON (``--worker``)."""
     torch.set_num_threads(2)
-    model, recipe = _model(arch, size, checkpoint)
-    eager, ours = _sides(model, recipe, size, max_det, onnx_path if side == "ours" else None, spin=True)
-    fn = eager if side == "eager" else ours
-    assert fn is not None
+    if side == "eager":
+        fn = _eager(_wrapped_model(arch, size, max_det, checkpoint)[0].model)
+    else:
+        fn = _ours(onnx_path, size, spin=True)
     times, dets = _time(fn, _images(size, frames))
     print(json.dumps({"times": times, "dets": dets}))
 
@@ -144,9 +135,8 @@ def _spawn(side: str, arch: str, args: argparse.Namespace, onnx_path: Path) -> d
 
 def bench_arch(arch: str, args: argparse.Namespace) -> dict:
     size, frames, max_det, checkpoint = args.size, args.frames, args.max_det, args.checkpoint
-    model, recipe = _model(arch, size, checkpoint)
+    wrapper, recipe = _wrapped_model(arch, size, max_det, checkpoint)
     arch = recipe.arch
-    wrapper = ExportWrapper(model, (size, size), max_det, recipe.mean, recipe.std)
     t_eager: list[float] = []
     t_ours: list[float] = []
     n_eager: list[int] = []
@@ -162,8 +152,7 @@ def bench_arch(arch: str, args: argparse.Namespace) -> dict:
                     dets += got["dets"]
         else:
             torch.set_num_threads(2)
-            eager, ours = _sides(model, recipe, size, max_det, path, spin=False)
-            assert ours is not None
+            eager, ours = _eager(wrapper.model), _ours(path, size, spin=False)
             images = _images(size, frames)
             eager(images[0])
             ours(images[0])
@@ -220,7 +209,7 @@ def main() -> None:
               f"({row['detections_per_frame']:.0f} detections/frame)")
     result = {
         "benchmark": "export_vs_eager",
-        "machine": f"{platform.machine()} {_cpu_name()} ({os.cpu_count()} cores, 2 threads used)",
+        "machine": f"{platform.machine()} {cpu_model()} ({os.cpu_count()} cores, 2 threads used)",
         "load_average": list(os.getloadavg()),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
