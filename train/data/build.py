@@ -77,8 +77,11 @@ def check_polygon(
     return np.clip(p, 0.0, [float(width), float(height)])
 
 
-def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog) -> np.ndarray | None:
-    """Decode a COCO RLE for this image, or return ``None`` (reported) when it does not fit or is corrupt."""
+def _rle_runs(
+    rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog
+) -> tuple[list[int], Any] | None:
+    """A COCO RLE's run lengths checked against this image (size, corrupt or negative counts, total), with its
+    ``counts`` as given (compressed string or list); ``None`` (reported) when it does not fit or is corrupt."""
     try:
         size = [int(v) for v in rle["size"]]
         counts = rle["counts"]
@@ -86,22 +89,26 @@ def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: Prob
         log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
         return None
     if size != [height, width]:
-        log.add(
-            item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped"
-        )
+        log.add(item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped")
         return None
     try:
         if isinstance(counts, bytes):
             counts = counts.decode("ascii")
-        if isinstance(counts, str):
-            counts = rle_codec.string_to_counts(counts)
-        counts = [int(c) for c in counts]
-        if any(c < 0 for c in counts):
+        runs = rle_codec.string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+        if any(c < 0 for c in runs):
             raise ValueError("negative run length")
-        return rle_codec.counts_to_mask(counts, height, width)
+        if sum(runs) != height * width:
+            raise ValueError(f"RLE counts sum to {sum(runs)}, expected {height * width} for {height}x{width}")
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         log.add(item, f"RLE counts are corrupt ({exc}); skipped")
         return None
+    return runs, counts
+
+
+def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog) -> np.ndarray | None:
+    """Decode a COCO RLE for this image, or return ``None`` (reported) when it does not fit or is corrupt."""
+    checked = _rle_runs(rle, width, height, item, log)
+    return None if checked is None else rle_codec.counts_to_mask(checked[0], height, width)
 
 
 def make_annotation(
@@ -183,30 +190,14 @@ def _rle_annotation(
     category: int, rle: dict[str, Any], width: int, height: int, item: str, log: ProblemLog, iscrowd: bool
 ) -> Annotation | None:
     """One-RLE instance checked on its run lengths: size, corrupt counts, emptiness, tight box."""
-    try:
-        size = [int(v) for v in rle["size"]]
-        counts = rle["counts"]
-    except (KeyError, TypeError, ValueError):
-        log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
+    checked = _rle_runs(rle, width, height, item, log)
+    if checked is None:
         return None
-    if size != [height, width]:
-        log.add(item, f"RLE size {size[0]}x{size[1]} (h x w) does not match the image's {height}x{width}; skipped")
-        return None
-    try:
-        if isinstance(counts, bytes):
-            counts = counts.decode("ascii")
-        runs = rle_codec.string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
-        if any(c < 0 for c in runs):
-            raise ValueError("negative run length")
-        if sum(runs) != height * width:
-            raise ValueError(f"RLE counts sum to {sum(runs)}, expected {height * width} for {height}x{width}")
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        log.add(item, f"RLE counts are corrupt ({exc}); skipped")
-        return None
+    runs, counts = checked
     if sum(runs[1::2]) == 0:
         log.add(item, "mask is empty (zero area); skipped")
         return None
-    keep = {"size": size, "counts": counts if isinstance(counts, str) else rle_codec.counts_to_string(runs)}
+    keep = {"size": [height, width], "counts": counts if isinstance(counts, str) else rle_codec.counts_to_string(runs)}
     return Annotation(
         category, rle=keep, bbox=rle_codec.counts_bbox(runs, height, width), iscrowd=iscrowd, source=item
     )
