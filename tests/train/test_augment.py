@@ -113,3 +113,57 @@ def test_parse_presets_and_overrides() -> None:
     for bad in ("sparkle", "rotate=abc", "colour=1", "scale=2:1"):
         with pytest.raises(MaskrtError, match="--augment"):
             AugmentConfig.parse(bad)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_mask_rotation_equals_torchvision_nearest_rotation(seed: int) -> None:
+    """The gather-based mask rotation gives exactly torchvision's nearest rotation (fill 0 outside)."""
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    from maskrt.train.augment import rotate_masks_nearest
+
+    g = torch.Generator().manual_seed(seed)
+    h, w = 37 + 11 * seed, 53 + 7 * seed  # odd and even sizes, portrait and landscape
+    masks = (torch.rand(5, h, w, generator=g) < 0.3).to(torch.uint8)
+    for angle in (-25.0, -7.3, 0.0, 3.1, 10.0, 44.9):
+        ref = F.rotate(masks, angle, interpolation=v2.InterpolationMode.NEAREST, fill=0)
+        assert torch.equal(rotate_masks_nearest(masks, angle), ref), angle
+    assert rotate_masks_nearest(torch.zeros(0, h, w, dtype=torch.uint8), 5.0).shape == (0, h, w)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fast_mask_scale_crop_pad_equals_resize_crop_pad(seed: int) -> None:
+    """Row/column selection gives exactly NEAREST_EXACT resize + crop / zero pad, zooming in and out."""
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    from maskrt.train.augment import ScaleCropPad, nearest_exact_index, scale_crop_pad_masks
+
+    g = torch.Generator().manual_seed(100 + seed)
+    h, w = int(torch.randint(20, 90, (), generator=g)), int(torch.randint(20, 90, (), generator=g))
+    masks = (torch.rand(4, h, w, generator=g) < 0.4).to(torch.uint8)
+    torch.manual_seed(seed)
+    t = ScaleCropPad(64, (0.4, 2.5))
+    for _ in range(10):
+        p = t.make_params([tv_mask(masks)])
+        (nh, nw), (ch, cw), top, left = p["resize"], p["canvas"], p["top"], p["left"]
+        ref = F.resize(masks, [nh, nw], interpolation=v2.InterpolationMode.NEAREST_EXACT)
+        ref = ref[:, top : top + ch] if nh > ch else ref
+        ref = ref[:, :, left : left + cw] if nw > cw else ref
+        pad_top, pad_left = (top if nh < ch else 0), (left if nw < cw else 0)
+        ref = F.pad(ref, [pad_left, pad_top, max(0, cw - nw) - pad_left, max(0, ch - nh) - pad_top], fill=0)
+        assert torch.equal(scale_crop_pad_masks(masks, p), ref), p
+    for n_in, n_out in ((7, 3), (3, 7), (512, 333), (320, 512), (100, 100)):
+        ref = F.resize(
+            torch.arange(n_in, dtype=torch.float32).reshape(1, n_in, 1),
+            [n_out, 1],
+            interpolation=v2.InterpolationMode.NEAREST_EXACT,
+        )
+        assert nearest_exact_index(n_out, n_in).tolist() == ref.flatten().long().tolist()
+
+
+def tv_mask(masks: torch.Tensor):  # noqa: ANN201
+    from torchvision import tv_tensors
+
+    return tv_tensors.Mask(masks)
