@@ -123,7 +123,7 @@ def _config(args: argparse.Namespace, train_ann: Path, val_ann: Path, iters: int
         amp=args.amp,
         out=str(out),
         resume=args.resume,
-        weights="none",
+        weights=args.weights,
         eval_every=args.eval_every,
         save_every=args.save_every,
         progress=args.progress,
@@ -169,7 +169,11 @@ def main() -> None:
     ap.add_argument("--synth-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--amp", action="store_true")
-    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--eval-every", type=int, default=None, help="default: --evals evaluations per run")
+    ap.add_argument("--evals", type=int, default=5, help="validation passes per run when --eval-every is unset")
+    ap.add_argument(
+        "--weights", default="none", help="none = from scratch (the benchmark); a checkpoint continues training"
+    )
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     ap.add_argument(
@@ -199,7 +203,7 @@ def main() -> None:
         log.info("calibration: %.3f s/iteration -> %d iterations for %.0f s", calib_step_s, iters, args.budget_s)
     cfg = _config(args, train_ann, val_ann, iters, args.work / "run")
     if cfg.eval_every is None:
-        cfg.eval_every = max(1, iters // 5)
+        cfg.eval_every = max(1, iters // max(1, args.evals))
     result = train(cfg)
     ckpt = result.best or result.last
     device = cfg.device
