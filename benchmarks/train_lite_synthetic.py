@@ -131,17 +131,25 @@ def _config(args: argparse.Namespace, train_ann: Path, val_ann: Path, iters: int
 
 
 def _calibrate(args: argparse.Namespace, train_ann: Path, val_ann: Path) -> tuple[int, float]:
-    """Iterations that fit ``--budget-s``: time a short run of the real pipeline (data loading included)."""
+    """Iterations that fit ``--budget-s``: time a short run of the real pipeline (data loading included).
+
+    The rate is taken over the second half of the run: the loader's workers start with batches ready
+    (``workers x prefetch``), so the first iterations show the model's speed, not the pipeline's.
+    """
     import shutil
 
     calib_out = args.work / "calibration"
     shutil.rmtree(calib_out, ignore_errors=True)
-    n = args.calibration_iters
+    n = args.calibration_iters or max(30, 4 * args.workers)
     cfg = _config(args, train_ann, val_ann, n, calib_out)
-    cfg.resume, cfg.eval_every, cfg.save_every = False, 10**9, 10**9
+    cfg.resume, cfg.eval_every, cfg.save_every, cfg.log_every = False, 10**9, 10**9, 1
     res = train(cfg)
-    step_s = res.train_s / max(1, res.iterations)  # includes warm-up: errs on the short side
-    # evaluation passes during the run cost time too: reserve a share of the budget for them
+    rows = [json.loads(line) for line in res.log.read_text().splitlines() if '"train_s"' in line]
+    half = [r for r in rows if r["iter"] >= n // 2]
+    if len(half) >= 2 and half[-1]["iter"] > half[0]["iter"]:
+        step_s = (half[-1]["train_s"] - half[0]["train_s"]) / (half[-1]["iter"] - half[0]["iter"])
+    else:
+        step_s = res.train_s / max(1, res.iterations)
     iters = int(args.budget_s * (1.0 - args.eval_share) / step_s)
     shutil.rmtree(calib_out, ignore_errors=True)
     return max(n, iters), step_s
@@ -151,7 +159,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--budget-s", type=float, default=None, help="size the run to this many seconds of training")
-    ap.add_argument("--calibration-iters", type=int, default=30)
+    ap.add_argument("--calibration-iters", type=int, default=0, help="default: max(30, 4 x workers)")
     ap.add_argument("--eval-share", type=float, default=0.08, help="share of --budget-s kept for evaluations")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--imgsz", type=int, default=256, help="training size (and synthetic image size)")

@@ -87,6 +87,13 @@ class TrainResult:
     curves: Path | None
 
 
+def _loader_worker_init(worker_id: int) -> None:
+    """One OpenCV thread per data-loader worker: N workers each spawning a pool per core oversubscribe the CPU."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without it is a MaskrtError."""
     if name == "auto":
@@ -311,6 +318,7 @@ def _run(
         collate_fn=collate,
         persistent_workers=False,
         pin_memory=device.type == "cuda",
+        worker_init_fn=_loader_worker_init,
     )
     batches = iter(loader)
     progress = _Progress(cfg.progress and dist.is_main, total, start)
@@ -350,7 +358,12 @@ def _run(
             log.info("iteration %d/%d: %s", it, total, progress.text(values))
         if dist.is_main and (it % cfg.log_every == 0 or it == total or it == start + 1):
             metrics_log.append(
-                {"iter": it, "epoch": round(it / ipe, 3), **{k: round(v, 6) for k, v in values.items()}}
+                {
+                    "iter": it,
+                    "epoch": round(it / ipe, 3),
+                    **{k: round(v, 6) for k, v in values.items()},
+                    "train_s": round(state.train_s, 3),  # training time so far (evaluations excluded)
+                }
             )
         if val_ds is not None and (it % eval_every == 0 or it == total):
             if dist.is_main:
