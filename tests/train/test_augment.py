@@ -163,7 +163,8 @@ def test_fast_mask_scale_crop_pad_equals_resize_crop_pad(seed: int) -> None:
         assert nearest_exact_index(n_out, n_in).tolist() == ref.flatten().long().tolist()
 
 
-def tv_mask(masks: torch.Tensor):  # noqa: ANN201
+def tv_mask(masks: torch.Tensor) -> torch.Tensor:
+    """Wrap as a torchvision Mask (what ScaleCropPad.make_params queries the size of)."""
     from torchvision import tv_tensors
 
     return tv_tensors.Mask(masks)
