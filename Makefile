@@ -38,9 +38,17 @@ TRAIN_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-out
 # the run was then extended (a second cosine cycle from the 1200-iteration state, same optimizer and data order)
 EXTEND_CMD := $(VENV)/bin/maskrt train --out runs/bubbles-lite --resume --iters 2800 --eval-every 400 --save-every 50 \
 	--workers 2
+# then fine-tuned at 512 px: the size it is exported and scored at (small droplets need the pixels)
+FINE512_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-out/val-mixed --arch lite --imgsz 512 \
+	--iters 600 --batch 4 --lr 0.01 --workers 2 --weights runs/bubbles-lite/best.pt --out runs/bubbles-lite-512 \
+	--save-every 25 --eval-every 200 --seed 1
+SCHEDULE := 2800 iterations of batch 4 at 320 px from scratch (lr 0.02, two cosine cycles), then 600 iterations of \
+	batch 4 at 512 px from that state (lr 0.01)
 bundled-model: $(STAMP)
 	$(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0
 	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500
 	$(TRAIN_CMD)
 	$(EXTEND_CMD)
-	$(PY) tools/bundle_model.py runs/bubbles-lite/best.pt --train-command "$(TRAIN_CMD) && $(EXTEND_CMD)"
+	$(FINE512_CMD)
+	$(PY) tools/bundle_model.py runs/bubbles-lite-512/best.pt --schedule "$(SCHEDULE)" \
+		--train-command "$(TRAIN_CMD) && $(EXTEND_CMD) && $(FINE512_CMD)"

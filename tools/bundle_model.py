@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-command", default="", help="the training command, recorded in the metrics file")
     ap.add_argument("--skip-finetune", action="store_true")
     ap.add_argument("--train-wall", default="", help="training wall time, recorded in the model card")
+    ap.add_argument("--schedule", default="", help="the training schedule in words, when it had several stages")
     ap.add_argument("--dest", type=Path, default=ROOT, help="repository root to write the bundle into (tests: a tmp dir)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(args.checkpoint),
         "iteration": ckpt_info.get("iteration"),
         "train_command": args.train_command,
+        "schedule": args.schedule,
         "train_metrics": ckpt_info.get("metrics", {}),
     }
     del ckpt_info
@@ -208,15 +210,16 @@ def render_card(card: dict[str, Any]) -> str:
         "## How it was made",
         "",
         "```bash",
-        "make bundled-model   # = the four commands below",
+        "make bundled-model   # = the commands below",
         "maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0",
         "maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500",
         card.get("train_command") or "(training command not recorded)",
         f"python tools/bundle_model.py {card['checkpoint']}",
         "```",
         "",
-        f"Training: {card.get('iteration')} iterations of batch 4 at {card['train_image_size']} px "
-        f"(data seed 0), wall time {card.get('train_wall_s', '?')} on the machine named below. "
+        "Training: "
+        + (card.get("schedule") or f"{card.get('iteration')} iterations of batch 4 at {card['train_image_size']} px")
+        + f" (data seed 0), wall time {card.get('train_wall_s', '?')} on the machine named below. "
         f"Validation during training (40 mixed images, seed 500): mask AP "
         f"{(tm.get('segm') or {}).get('AP', float('nan')):.3f}, AP50 {(tm.get('segm') or {}).get('AP50', float('nan')):.3f}.",
         "",
