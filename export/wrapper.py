@@ -17,6 +17,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 
 from maskrt.errors import MaskrtError
+from maskrt.train.models import set_max_det
 
 DEFAULT_GRAPH_SCORE_THRESH = 0.05
 """Score threshold applied inside the graph; the runtime applies the user's (higher) threshold."""
@@ -56,7 +57,7 @@ class ExportWrapper(nn.Module):
         self.model = model.eval()
         self.input_size = (h, w)
         self.max_det = int(max_det)
-        self.model.roi_heads.detections_per_img = self.max_det
+        set_max_det(self.model, self.max_det)  # dense max_det: the proposals to fill it, as in training
         self.model.roi_heads.score_thresh = float(score_thresh)
         # the plain model (parity's eager agreement, benchmarks) must see frames at the export size,
         # not resize them to the training size kept in its transform

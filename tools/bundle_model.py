@@ -58,10 +58,9 @@ def evaluate(checkpoint: Path, data: list[Path], max_det: int | None = None) -> 
 
     model, recipe, _ = load_model(checkpoint)
     if max_det is not None:
-        model.roi_heads.detections_per_img = max_det
-        post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
-        post["testing"] = max(post["testing"], 2 * max_det)  # dense scenes need more proposals
-        pre["testing"] = max(pre["testing"], 4 * max_det)
+        from maskrt.train.models import set_max_det
+
+        set_max_det(model, max_det)  # dense scenes need more proposals
     ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
     return evaluate_model(model, ds)
 
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "input_size": imgsz,
         "checkpoint": str(args.checkpoint),
         "iteration": ckpt_info.get("iteration"),
-        "train_command": args.train_command,
+        "train_command": args.train_command.replace(".venv/bin/", ""),  # the Makefile's venv paths
         "schedule": args.schedule,
         "train_metrics": ckpt_info.get("metrics", {}),
     }

@@ -197,14 +197,24 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
             mask_head=MaskRCNNHeads(256, [256, 256, 256, 256], 1, norm_layer=nn.BatchNorm2d),
             **common,
         )
-    # dense scenes (hundreds of droplets): keep more test-time proposals than detections
-    post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
-    if post["testing"] < 2 * recipe.max_det:
-        post["testing"] = 2 * recipe.max_det
-        pre["testing"] = max(pre["testing"], 4 * recipe.max_det)
+    set_max_det(model, recipe.max_det)
     if weights == "coco":
         _load_coco(model, recipe.arch)
     return model
+
+
+def set_max_det(model: MaskRCNN, max_det: int) -> None:
+    """Keep up to ``max_det`` detections per image, with enough test-time proposals to fill them.
+
+    Dense scenes (hundreds of droplets) need more RPN proposals than the presets keep: the post-NMS
+    count is raised to at least ``2 * max_det`` (pre-NMS to ``4 * max_det``), never lowered. Raising
+    the detection limit alone would leave the count capped by the proposals.
+    """
+    model.roi_heads.detections_per_img = int(max_det)
+    post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
+    if post["testing"] < 2 * max_det:
+        post["testing"] = 2 * int(max_det)
+        pre["testing"] = max(pre["testing"], 4 * int(max_det))
 
 
 def coco_weights_enum(arch: str) -> Any:

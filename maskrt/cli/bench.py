@@ -50,6 +50,7 @@ class TorchEager:
         import torch
 
         from maskrt.train.checkpoint import load_model
+        from maskrt.train.models import set_max_det
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -63,7 +64,7 @@ class TorchEager:
         model.transform.min_size = (size,)
         model.transform.max_size = size
         model.roi_heads.score_thresh = float(score_threshold)
-        model.roi_heads.detections_per_img = int(max_det or recipe.max_det)
+        set_max_det(model, int(max_det or recipe.max_det))  # with the proposals the export keeps
         self.model = model
         self.recipe = recipe
         self.input_size = size

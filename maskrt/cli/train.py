@@ -149,7 +149,9 @@ def eval_cmd(
     if max_det is not None:
         if max_det < 1:
             raise MaskrtError(f"--max-det {max_det} must be at least 1; pass e.g. --max-det 100")
-        model.roi_heads.detections_per_img = int(max_det)
+        from maskrt.train.models import set_max_det
+
+        set_max_det(model, int(max_det))
     ds = align_classes(load_datasets(_split(data)), recipe.classes)
     metrics = evaluate_model(model, ds, dev, results_json=json_out)
     size = imgsz or recipe.image_size

@@ -103,3 +103,19 @@ def test_offline_error_names_the_file_to_place(tmp_path: Path, monkeypatch: pyte
     torch.save({"w": torch.ones(2)}, expected)
     state = tv_weights.fetch_torchvision_state_dict(MobileNet_V3_Large_Weights.IMAGENET1K_V1)
     assert torch.equal(state["w"], torch.ones(2))
+
+
+def test_set_max_det_keeps_enough_proposals_to_fill_a_dense_limit() -> None:
+    """A dense --max-det (eval, export, bench) must raise the RPN's test-time proposals, never lower them."""
+    from maskrt.train.models import set_max_det
+
+    model = build_model(ModelRecipe("lite", ["bubble"], 128, max_det=100))
+    post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
+    base_post, base_pre = post["testing"], pre["testing"]
+    assert base_post >= 200  # the recipe's own 100 already has its proposals
+    set_max_det(model, 550)
+    assert model.roi_heads.detections_per_img == 550
+    assert post["testing"] == 1100 and pre["testing"] == max(base_pre, 2200)
+    set_max_det(model, 10)  # a lower limit keeps the proposals: outputs then match the dense model's top 10
+    assert model.roi_heads.detections_per_img == 10 and post["testing"] == 1100
+    assert post["training"] == build_model(ModelRecipe("lite", ["bubble"], 128)).rpn._post_nms_top_n["training"]
