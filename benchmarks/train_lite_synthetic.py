@@ -33,8 +33,12 @@ from pathlib import Path
 import torch
 
 from maskrt.atomic import write_text
+from maskrt.train.curves import MetricsLog
 from maskrt.train.synth import generate_dataset
-from maskrt.train.trainer import TrainConfig, train
+from maskrt.train.trainer import TrainConfig, resolve_device, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from bundle_model import compact_checkpoint, evaluate  # noqa: E402  (tools/ is not a package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("train_lite_synthetic")
@@ -50,19 +54,6 @@ def _dataset(root: Path, images: int, size: int, seed: int, scene: str = "mixed"
     if not ann.is_file():
         generate_dataset(folder, images=images, size=size, scene=scene, seed=seed, workers=workers)
     return ann
-
-
-def _score(checkpoint: Path, ann: Path, device: str) -> dict:
-    """COCO metrics of a checkpoint on one set, on ``device``."""
-    from maskrt.train.checkpoint import load_model
-    from maskrt.train.dataset import align_classes, load_datasets
-    from maskrt.train.evaluate import evaluate_model
-    from maskrt.train.trainer import resolve_device
-
-    model, recipe, _ = load_model(checkpoint)
-    dev = resolve_device(device)
-    model.to(dev)
-    return evaluate_model(model, align_classes(load_datasets([str(ann)]), recipe.classes), dev)
 
 
 def _summary(m: dict) -> dict:
@@ -82,8 +73,6 @@ def _baseline_step_s(imgsz: int, batch: int, device: str = "auto", steps: int = 
     from maskrt.train.models import ModelRecipe, build_model
 
     torch.manual_seed(0)
-    from maskrt.train.trainer import resolve_device
-
     dev = resolve_device(device)
     model = build_model(ModelRecipe("lite", ["bubble", "droplet"], imgsz)).train().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -144,7 +133,7 @@ def _calibrate(args: argparse.Namespace, train_ann: Path, val_ann: Path) -> tupl
     cfg = _config(args, train_ann, val_ann, n, calib_out)
     cfg.resume, cfg.eval_every, cfg.save_every, cfg.log_every = False, 10**9, 10**9, 1
     res = train(cfg)
-    rows = [json.loads(line) for line in res.log.read_text().splitlines() if '"train_s"' in line]
+    rows = [r for r in MetricsLog(res.log).read() if "train_s" in r]
     half = [r for r in rows if r["iter"] >= n // 2]
     if len(half) >= 2 and half[-1]["iter"] > half[0]["iter"]:
         step_s = (half[-1]["train_s"] - half[0]["train_s"]) / (half[-1]["iter"] - half[0]["iter"])
@@ -215,13 +204,11 @@ def main() -> None:
     result = train(cfg)
     ckpt = result.best or result.last
     device = cfg.device
-    heldout = {name: _summary(_score(ckpt, ann, device)) for name, ann in test_sets.items()}
+    dev = resolve_device(device)
+    heldout = {name: _summary(evaluate(ckpt, [ann], device=dev)) for name, ann in test_sets.items()}
     for name, h in heldout.items():
         log.info("held-out %s: mask AP50 %.3f AP %.3f", name, h["mask_AP50"], h["mask_AP"])
     if args.compact is not None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-        from bundle_model import compact_checkpoint
-
         compact_checkpoint(ckpt, args.compact)
     base = _baseline_step_s(args.imgsz, args.batch, device) if result.train_s > 0 else 0.0
     step_s = args.batch / result.images_per_s if result.images_per_s > 0 else 0.0

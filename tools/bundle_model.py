@@ -50,19 +50,21 @@ def compact_checkpoint(src: Path, dst: Path, max_det: int = ARTIFACT_MAX_DET) ->
     return small
 
 
-def evaluate(checkpoint: Path, data: list[Path], max_det: int | None = None) -> dict[str, Any]:
-    """COCO metrics of a checkpoint on one or more datasets (merged by class name)."""
+def evaluate(
+    checkpoint: Path, data: list[Path], max_det: int | None = None, device: Any = "cpu"
+) -> dict[str, Any]:
+    """COCO metrics of a checkpoint on one or more datasets (merged by class name), on ``device``."""
     from maskrt.train.checkpoint import load_model
     from maskrt.train.dataset import align_classes, load_datasets
     from maskrt.train.evaluate import evaluate_model
 
-    model, recipe, _ = load_model(checkpoint)
+    model, recipe, _ = load_model(checkpoint, device)
     if max_det is not None:
         from maskrt.train.models import set_max_det
 
         set_max_det(model, max_det)  # dense scenes need more proposals
     ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
-    return evaluate_model(model, ds)
+    return evaluate_model(model, ds, device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,7 +183,7 @@ class RandomRotation(v2.Transform):
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         angle = float(torch.empty(1).uniform_(-self.degrees, self.degrees).item())
-        return {"angle": angle, "size": v2.query_size(flat_inputs)}
+        return {"angle": angle}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         angle = params["angle"]
