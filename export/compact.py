@@ -51,12 +51,17 @@ def compact_weights(model: onnx.ModelProto, min_elements: int = MIN_ELEMENTS) ->
         casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
                                       name=init.name + "__cast"))
         converted += 1
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
+    _rebuild(graph, kept, casts)
     return out, converted
+
+
+def _rebuild(graph: onnx.GraphProto, initializers: list[onnx.TensorProto], prepend: list[onnx.NodeProto]) -> None:
+    """Replace ``graph``'s initializers and put ``prepend`` (which computes from them) before its nodes."""
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    body = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(prepend + body)
 
 
 Grid = tuple[int, int, int]
@@ -127,11 +132,7 @@ def factor_grid_constants(model: onnx.ModelProto, grids: Sequence[Grid]) -> tupl
             flat.append(p + "_flat")
         nodes.append(helper.make_node("Concat", flat, [name], axis=0, name=name + "__concat"))
         replaced += 1
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    body = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes + body)
+    _rebuild(graph, kept, nodes)
     return out, replaced
 
 

@@ -206,7 +206,8 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"- `runtime/models/bubbles-lite.onnx` ({ex['onnx_mb']:.1f} MB): the runtime artifact, input "
         f"{card['input_size']}x{card['input_size']}, at most 100 detections, FP32 compute with FP16-stored weights "
-        "and per-level anchor vectors (`maskrt.export.compact`). Used by `maskrt run`, `maskrt predict` and `maskrt demo` when no model is given.",
+        "and per-level anchor vectors (`maskrt.export.compact`). Used by `maskrt run`, `maskrt predict` and "
+        "`maskrt demo` when no model is given.",
         f"- `train/models/bubbles-lite.pt` ({ex['checkpoint_mb']:.1f} MB): compact checkpoint (FP16 weights + "
         "recipe) for `maskrt train --weights bubbles-lite`.",
         "",

@@ -210,11 +210,12 @@ def set_max_det(model: MaskRCNN, max_det: int) -> None:
     count is raised to at least ``2 * max_det`` (pre-NMS to ``4 * max_det``), never lowered. Raising
     the detection limit alone would leave the count capped by the proposals.
     """
-    model.roi_heads.detections_per_img = int(max_det)
+    max_det = int(max_det)
+    model.roi_heads.detections_per_img = max_det
     post, pre = model.rpn._post_nms_top_n, model.rpn._pre_nms_top_n
     if post["testing"] < 2 * max_det:
-        post["testing"] = 2 * int(max_det)
-        pre["testing"] = max(pre["testing"], 4 * int(max_det))
+        post["testing"] = 2 * max_det
+        pre["testing"] = max(pre["testing"], 4 * max_det)
 
 
 def coco_weights_enum(arch: str) -> Any:
