@@ -35,6 +35,15 @@ timeout "${TRAIN_TIMEOUT_S:-430}" "$PY" benchmarks/train_lite_synthetic.py \
   --work "$WORK" --compact "$OUT/lite-trained.pt" --out "$OUT/train_lite_synthetic.json" ${TRAIN_ARGS:-} \
   2>&1 | tee -a "$OUT/train.log"
 echo "train exit ${PIPESTATUS[0]} after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/train.log"
+if [ ! -s "$OUT/lite-trained.pt" ]; then  # stopped by the timeout: keep what the run saved
+  for c in "$WORK/run/best.pt" "$WORK/run/last.pt"; do
+    [ -s "$c" ] && "$PY" -c "import sys; sys.path.insert(0, 'tools'); from pathlib import Path; \
+from bundle_model import compact_checkpoint; compact_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]))" \
+      "$c" "$OUT/lite-trained.pt" && echo "kept $c (compact)" | tee -a "$OUT/train.log" && break
+  done
+fi
+{ echo "== tensorrt on this machine"; "$PY" -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>&1 | tail -1
+  ldconfig -p 2>/dev/null | grep -E "nvinfer|onnxruntime" | head -5; } | tee -a "$OUT/train.log"
 cp "$WORK/run/metrics.jsonl" "$WORK/run/curves.png" "$OUT/" 2>/dev/null
 
 if [ "${GPU_CHECK_S:-100}" -gt 0 ]; then
