@@ -46,14 +46,21 @@ FINE512_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-o
 FINE640_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --val data-out/val-mixed --arch lite --imgsz 640 \
 	--iters 360 --batch 4 --lr 0.005 --workers 2 --weights runs/bubbles-lite-512/best.pt --out runs/bubbles-lite-640 \
 	--save-every 20 --eval-every 120 --seed 2
+# then 600 more at 640 px on the same scenes and 2000 new ones (seed 3), from that model
+FINE640B_CMD := $(VENV)/bin/maskrt train --data data-out/synth-train --data data-out/synth-train-s3 --val data-out/val-mixed \
+	--arch lite --imgsz 640 --iters 600 --batch 4 --lr 0.005 --workers 2 --weights runs/bubbles-lite-640/best.pt \
+	--out runs/bubbles-lite-640b --save-every 20 --eval-every 200 --seed 4
 SCHEDULE := 2800 iterations of batch 4 at 320 px from scratch (lr 0.02, two cosine cycles), then 600 iterations of \
-	batch 4 at 512 px from that state (lr 0.01), then 360 iterations of batch 4 at 640 px (lr 0.005)
+	batch 4 at 512 px from that state (lr 0.01), then 360 iterations of batch 4 at 640 px (lr 0.005), \
+	then 600 more at 640 px on 4000 scenes (lr 0.005)
 bundled-model: $(STAMP)
 	$(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0
+	$(VENV)/bin/maskrt synth data-out/synth-train-s3 --images 2000 --size 512 --scene mixed --seed 3
 	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500
 	$(TRAIN_CMD)
 	$(EXTEND_CMD)
 	$(FINE512_CMD)
 	$(FINE640_CMD)
-	$(PY) tools/bundle_model.py runs/bubbles-lite-640/best.pt --schedule "$(SCHEDULE)" \
-		--train-command "$(TRAIN_CMD) && $(EXTEND_CMD) && $(FINE512_CMD) && $(FINE640_CMD)"
+	$(FINE640B_CMD)
+	$(PY) tools/bundle_model.py runs/bubbles-lite-640b/best.pt --schedule "$(SCHEDULE)" \
+		--train-command "$(TRAIN_CMD) && $(EXTEND_CMD) && $(FINE512_CMD) && $(FINE640_CMD) && $(FINE640B_CMD)"

@@ -223,7 +223,7 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "Training: "
         + (card.get("schedule") or f"{card.get('iteration')} iterations of batch 4 at {card['train_image_size']} px")
-        + f" (data seed 0), wall time {card.get('train_wall_s', '?')} on the machine named below. "
+        + f", wall time {card.get('train_wall_s', '?')} on the machine named below. "
         f"Validation during training (40 mixed images, seed 500): mask AP "
         f"{(tm.get('segm') or {}).get('AP', float('nan')):.3f}, AP50 {(tm.get('segm') or {}).get('AP50', float('nan')):.3f}.",
         "",
