@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_vs_eager import RESULTS, _eager, _images, _ours, _wrapped_model
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx
+from maskrt.export.verify import ort_options
 from maskrt.runtime.bench.sysinfo import cpu_model
 
 # NCHWc layout reorders belong to the convolutions (another backend may not need them)
@@ -76,22 +77,11 @@ def layer_macs(model: torch.nn.Module, image: np.ndarray) -> tuple[dict[str, flo
     return {k: float(v) for k, v in macs.most_common()}, n
 
 
-def _options(threads: int):  # type: ignore[no-untyped-def]
-    """ONNX Runtime CPU session options as the benchmarks use them (``threads`` intra-op, quiet)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return opts
-
-
 def ort_profile(onnx_path: Path, images: list[np.ndarray], threads: int) -> dict[str, float]:
     """Mean milliseconds per frame by operator type, from ONNX Runtime's profiler."""
     import onnxruntime as ort
 
-    opts = _options(threads)
+    opts = ort_options(threads)
     opts.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         opts.profile_file_prefix = str(Path(tmp) / "ort")
@@ -123,7 +113,7 @@ def best_conv_rate(threads: int, rois: int = 100, channels: int = 256, side: int
         [numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    sess = ort.InferenceSession(model.SerializeToString(), _options(threads), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), ort_options(threads), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).standard_normal((rois, channels, side, side)).astype(np.float32)
     sess.run(None, {"x": x})
     best = min(_timed(lambda: sess.run(None, {"x": x})) for _ in range(reps))

@@ -15,8 +15,8 @@ from maskrt.export.wrapper import ExportWrapper
 log = logging.getLogger(__name__)
 
 
-def ort_session(path: str | Path, threads: int = 2, spin: bool = True) -> Any:
-    """A CPU ONNX Runtime session for ``path``.
+def ort_options(threads: int = 2, spin: bool = True) -> Any:
+    """CPU ONNX Runtime session options: ``threads`` intra-op threads, one inter-op, quiet.
 
     ``spin=False`` stops its threads from busy-waiting between runs: set it when PyTorch (or
     anything else) computes on the same cores between two runs, as the benchmarks' alternation does.
@@ -29,7 +29,14 @@ def ort_session(path: str | Path, threads: int = 2, spin: bool = True) -> Any:
     if not spin:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def ort_session(path: str | Path, threads: int = 2, spin: bool = True) -> Any:
+    """A CPU ONNX Runtime session for ``path`` (options: :func:`ort_options`)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), sess_options=ort_options(threads, spin), providers=["CPUExecutionProvider"])
 
 
 def run_ort(session: Any, image: np.ndarray) -> list[np.ndarray]:
