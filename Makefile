@@ -59,11 +59,12 @@ SCHEDULE := 2800 iterations of batch 4 at 320 px from scratch (lr 0.02, two cosi
 	batch 4 at 512 px from that state (lr 0.01), then 360 iterations of batch 4 at 640 px (lr 0.005), \
 	then 600 more at 640 px on 4000 scenes (lr 0.005), then 750 more at 640 px on 6000 scenes (lr 0.004; the last checkpoint)
 TRAIN_WALL := 489 min on 2 CPU cores (320 px: 1200 iterations in 74 min, extended to 2800 in 109 min; 512 px: 600 iterations in 66 min; 640 px: 360 iterations in 57 min, then 600 in 85 min, then 750 in 102 min)
-bundled-model: $(STAMP)
-	$(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0
-	$(VENV)/bin/maskrt synth data-out/synth-train-s3 --images 2000 --size 512 --scene mixed --seed 3
-	$(VENV)/bin/maskrt synth data-out/synth-train-s5 --images 2000 --size 512 --scene mixed --seed 5
+SYNTH_CMD := $(VENV)/bin/maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0 && \
+	$(VENV)/bin/maskrt synth data-out/synth-train-s3 --images 2000 --size 512 --scene mixed --seed 3 && \
+	$(VENV)/bin/maskrt synth data-out/synth-train-s5 --images 2000 --size 512 --scene mixed --seed 5 && \
 	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500
+bundled-model: $(STAMP)
+	$(SYNTH_CMD)
 	$(TRAIN_CMD)
 	$(EXTEND_CMD)
 	$(FINE512_CMD)
@@ -71,5 +72,5 @@ bundled-model: $(STAMP)
 	$(FINE640B_CMD)
 	$(FINE640C_CMD)
 	$(PY) tools/bundle_model.py runs/bubbles-lite-640c/last.pt --finetune-iters 200 --schedule "$(SCHEDULE)" \
-		--train-wall "$(TRAIN_WALL)" \
+		--train-wall "$(TRAIN_WALL)" --data-command "$(SYNTH_CMD)" \
 		--train-command "$(TRAIN_CMD) && $(EXTEND_CMD) && $(FINE512_CMD) && $(FINE640_CMD) && $(FINE640B_CMD) && $(FINE640C_CMD)"

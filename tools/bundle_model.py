@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--taylor", type=Path, default=ROOT / "tests" / "data" / "taylor-bubbles-coco")
     ap.add_argument("--finetune-iters", type=int, default=100)
     ap.add_argument("--imgsz", type=int, default=None, help="export size (default: the training size)")
+    ap.add_argument("--data-command", default="", help="the commands that made the training data (joined by &&)")
     ap.add_argument("--train-command", default="", help="the training command, recorded in the metrics file")
     ap.add_argument("--skip-finetune", action="store_true")
     ap.add_argument("--train-wall", default="", help="training wall time, recorded in the model card")
@@ -107,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         "input_size": imgsz,
         "checkpoint": str(args.checkpoint),
         "iteration": ckpt_info.get("iteration"),
-        "train_command": args.train_command.replace(".venv/bin/", ""),  # the Makefile's venv paths
+        "data_command": args.data_command.replace(".venv/bin/", ""),  # the Makefile's venv paths
+        "train_command": args.train_command.replace(".venv/bin/", ""),
+        "bundle_command": " ".join(
+            [f"python tools/bundle_model.py {args.checkpoint}"]
+            + ([f"--finetune-iters {args.finetune_iters}"] if args.finetune_iters != 100 else [])
+            + ([f"--imgsz {args.imgsz}"] if args.imgsz else [])
+            + (["--skip-finetune"] if args.skip_finetune else [])
+        ),
         "schedule": args.schedule,
         "train_metrics": ckpt_info.get("metrics", {}),
     }
@@ -215,10 +223,9 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "```bash",
         "make bundled-model   # = the commands below",
-        "maskrt synth data-out/synth-train --images 2000 --size 512 --scene mixed --seed 0",
-        "maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500",
+        *(card.get("data_command") or "(data commands not recorded)").split(" && "),
         card.get("train_command") or "(training command not recorded)",
-        f"python tools/bundle_model.py {card['checkpoint']}",
+        card.get("bundle_command") or f"python tools/bundle_model.py {card['checkpoint']}",
         "```",
         "",
         "Training: "
