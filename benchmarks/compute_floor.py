@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_vs_eager import RESULTS, _eager, _images, _ours, _wrapped_model
+
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx
 from maskrt.export.verify import ort_options

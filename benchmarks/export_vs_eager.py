@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx
 from maskrt.export.scenes import synthetic_scenes

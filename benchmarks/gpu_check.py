@@ -34,6 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from scaling_common import MODELS, RESULTS, eager_row
+
 from maskrt.runtime.bench import (
     BenchRow,
     bench_artifact,
@@ -43,7 +45,6 @@ from maskrt.runtime.bench import (
     to_markdown,
     write_json,
 )
-from scaling_common import MODELS, RESULTS, eager_row
 
 CONF = 0.05
 MAX_DET = 100
@@ -111,6 +112,7 @@ class Check:
 
 def make_checkpoint(arch: str) -> Path:
     import torch
+
     from maskrt.train.checkpoint import save_checkpoint
     from maskrt.train.models import ModelRecipe, build_model
 

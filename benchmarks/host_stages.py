@@ -32,10 +32,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from maskrt.runtime import Segmenter, draw_overlay, frame_stats, measure_instances
-from maskrt.runtime.bench.scenes import render_scene
 
 from maskrt.atomic import write_text
+from maskrt.runtime import Segmenter, draw_overlay, frame_stats, measure_instances
+from maskrt.runtime.bench.scenes import render_scene
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -113,7 +113,7 @@ def main() -> None:
     row = {
         "benchmark": "loader_speed",
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_avg_1m": os.getloadavg()[0], "torch": torch.__version__},  # fmt: skip
+                    "load_avg_1m": os.getloadavg()[0], "torch": torch.__version__},
         "images": n,
         "size": args.size,
         "instances_per_image_median": statistics.median(instances),

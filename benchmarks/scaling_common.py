@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from maskrt.runtime.bench import BenchRow, results_document, system_info, write_json
 from maskrt.runtime.bench.report import to_markdown
 
@@ -54,6 +55,7 @@ def checkpoint(arch: str = "lite", seed: int = 0) -> Path:
 
 def _make_checkpoint(arch: str, seed: int, path: str) -> None:
     import torch
+
     from maskrt.train.checkpoint import save_checkpoint
     from maskrt.train.models import ModelRecipe, build_model
 
@@ -84,10 +86,9 @@ def _export(ckpt: str, size: int, max_det: int, path: str) -> None:
 def eager_row(ckpt: Path, frames: Sequence[np.ndarray], label: str, *, size: int, conf: float, max_det: int,
               iters: int, warmup: int, threads: int | None, device: str = "cpu", half: bool = False) -> BenchRow:
     """The PyTorch eager row (torchvision's own resize, network and full-resolution paste + the same draw)."""
+    from maskrt.cli.bench import TorchEager
     from maskrt.runtime.bench import memory
     from maskrt.runtime.bench.runner import TORCH_BACKEND, fill, measure, reason_of
-
-    from maskrt.cli.bench import TorchEager
 
     row = BenchRow(model=label, backend=TORCH_BACKEND, input_size=[size, size])
     memory.reset_peak_rss()
@@ -110,11 +111,15 @@ def pair_rows(onnx: Path, ckpt: Path, frames: Sequence[np.ndarray], label: str, 
     """
     from functools import partial
 
-    from maskrt.runtime.bench.runner import (
-        TORCH_BACKEND, fill, measure_interleaved, open_artifact, open_segmenter, reason_of,
-    )
-
     from maskrt.cli.bench import TorchEager
+    from maskrt.runtime.bench.runner import (
+        TORCH_BACKEND,
+        fill,
+        measure_interleaved,
+        open_artifact,
+        open_segmenter,
+        reason_of,
+    )
 
     # timed in turns with eager: ONNX Runtime's idle workers must not spin through the eager frame
     rt, seg = open_artifact(onnx, backend, threads=threads, conf=conf, loader=partial(open_segmenter, spin=False))

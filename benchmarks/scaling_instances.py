@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from scaling_common import checkpoint, common_args, exported, pair_rows, save
+
 from maskrt.runtime.bench import BenchRow, measure, synthetic_frames
 from maskrt.runtime.bench.runner import fill
-from scaling_common import checkpoint, common_args, exported, pair_rows, save
 
 COUNTS = (10, 50, 100)
 FRAME_SIZES = (512, 1024)

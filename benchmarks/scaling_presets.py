@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from scaling_common import RESULTS, checkpoint, common_args, exported
+
 from maskrt.runtime.bench import results_document, system_info, write_json, write_markdown, write_png
 from maskrt.runtime.bench.runner import BenchRow
-from scaling_common import RESULTS, checkpoint, common_args, exported
 
 PRESETS = ("lite", "r50-fpn")
 SIZE = 512

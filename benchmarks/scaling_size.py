@@ -17,8 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from maskrt.runtime.bench import synthetic_frames
 from scaling_common import checkpoint, common_args, exported, pair_rows, save
+
+from maskrt.runtime.bench import synthetic_frames
 
 SIZES = (320, 512, 640, 800)
 CONF = 0.05

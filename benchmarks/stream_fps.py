@@ -38,6 +38,7 @@ def export_random_lite(size: int, out: Path) -> Path:
     if out.exists():
         return out
     import torch
+
     from maskrt.export.metadata import make_meta
     from maskrt.export.onnx_export import export_onnx
     from maskrt.export.wrapper import ExportWrapper

@@ -38,7 +38,7 @@ from maskrt.train.synth import generate_dataset
 from maskrt.train.trainer import TrainConfig, resolve_device, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from bundle_model import compact_checkpoint, evaluate  # noqa: E402  (tools/ is not a package)
+from bundle_model import compact_checkpoint, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("train_lite_synthetic")

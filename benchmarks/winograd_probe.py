@@ -41,6 +41,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_vs_eager import RESULTS
+
 from maskrt.export.onnx_export import quiet_exporter
 from maskrt.runtime.bench.sysinfo import cpu_model
 

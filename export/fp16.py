@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from maskrt.export.metadata import props_of, set_meta
 from onnx import TensorProto, helper, numpy_helper
 
 from maskrt.artifact import ArtifactMeta
 from maskrt.atomic import atomic_path
 from maskrt.errors import MaskrtError
+from maskrt.export.metadata import props_of, set_meta
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,6 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 import torch
-from maskrt.export.metadata import set_meta
-from maskrt.export.wrapper import ExportWrapper
 from torchvision.models.detection import _utils as det_utils
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import poolers
@@ -30,6 +28,8 @@ from torchvision.ops import poolers
 from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, ArtifactMeta
 from maskrt.atomic import atomic_path
 from maskrt.errors import MaskrtError
+from maskrt.export.metadata import set_meta
+from maskrt.export.wrapper import ExportWrapper
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
 from maskrt.runtime.paste import expanded_boxes, paste_mask
 
 Dets = dict[str, np.ndarray]  # boxes [N,4], scores [N], labels [N], masks [N,H,W] bool (pasted)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from maskrt.export.parity import Dets, ParityReport, ParityRules, artifact_dets, compare
 from maskrt.export.wrapper import ExportWrapper
 

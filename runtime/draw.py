@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.preprocess import to_bgr
 

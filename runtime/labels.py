@@ -17,9 +17,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from maskrt.runtime.instances import Instances
 
 from maskrt.atomic import write_text
+from maskrt.runtime.instances import Instances
 
 LABELME_VERSION = "5.4.1"
 POLYGON_EPSILON = 0.5

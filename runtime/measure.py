@@ -28,6 +28,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from maskrt.runtime.instances import Instances
 
 Roi = tuple[int, int, int, int]

@@ -16,13 +16,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from maskrt.atomic import atomic_open, atomic_path, write_text
+from maskrt.errors import MaskrtError
 from maskrt.runtime.draw import draw_overlay
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.labels import CocoWriter, write_labelme, write_labelme_classes
 from maskrt.runtime.measure import frame_stats, measure_instances
-
-from maskrt.atomic import atomic_open, atomic_path, write_text
-from maskrt.errors import MaskrtError
 
 LABEL_FORMATS = ("labelme", "coco")
 

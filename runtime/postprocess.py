@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 import numpy as np
+
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.paste import paste_masks
 

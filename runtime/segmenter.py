@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from maskrt.artifact import ArtifactMeta
+from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import Backend, open_backend
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.postprocess import postprocess
 from maskrt.runtime.preprocess import letterbox, to_bgr
-
-from maskrt.artifact import ArtifactMeta
-from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 

@@ -212,12 +212,12 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "Files (package data; this card and the metrics are written by `tools/bundle_model.py`):",
         "",
-        f"- `runtime/models/bubbles-lite.onnx` ({ex['onnx_mb']:.1f} MB): the runtime artifact, input "
+        (f"- `runtime/models/bubbles-lite.onnx` ({ex['onnx_mb']:.1f} MB): the runtime artifact, input "
         f"{card['input_size']}x{card['input_size']}, at most 100 detections, FP32 compute with FP16-stored weights "
         "and per-level anchor vectors (`maskrt.export.compact`). Used by `maskrt run`, `maskrt predict` and "
-        "`maskrt demo` when no model is given.",
-        f"- `train/models/bubbles-lite.pt` ({ex['checkpoint_mb']:.1f} MB): compact checkpoint (FP16 weights + "
-        "recipe) for `maskrt train --weights bubbles-lite`.",
+        "`maskrt demo` when no model is given."),
+        (f"- `train/models/bubbles-lite.pt` ({ex['checkpoint_mb']:.1f} MB): compact checkpoint (FP16 weights + "
+        "recipe) for `maskrt train --weights bubbles-lite`."),
         "",
         "## How it was made",
         "",
@@ -240,12 +240,12 @@ def render_card(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        "Scored at the artifact's limit of 100 detections per image, except the `droplets@N` row (dense "
+        ("Scored at the artifact's limit of 100 detections per image, except the `droplets@N` row (dense "
         "condensation scenes have 300-450 droplets per image: export with `--max-det` near that for them). "
-        "On the Taylor images the model's `bubble` class is scored against `taylor bubble`.",
+        "On the Taylor images the model's `bubble` class is scored against `taylor bubble`."),
         "",
-        f"Export checks: TensorRT-compatibility problems: {len(ex['violations'])}; parity with PyTorch: "
-        f"{'passed' if par.get('passed') else 'see metrics'} ({json.dumps(par.get('summary', par))[:300]}).",
+        (f"Export checks: TensorRT-compatibility problems: {len(ex['violations'])}; parity with PyTorch: "
+        f"{'passed' if par.get('passed') else 'see metrics'} ({json.dumps(par.get('summary', par))[:300]})."),
         "",
         f"Machine: {card.get('machine', '2-core CPU')}. All numbers: `bubbles-lite.metrics.json`.",
         "",

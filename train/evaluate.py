@@ -113,8 +113,8 @@ def coco_metrics(dataset: Dataset, results: list[dict[str, Any]], max_dets: int 
     for iou_type in ("bbox", "segm"):
         if not results or not gt.dataset["annotations"]:
             out[iou_type] = {k: 0.0 for k in STAT_NAMES}
-            for name in per_class:
-                per_class[name][iou_type] = 0.0
+            for entry in per_class.values():
+                entry[iou_type] = 0.0
             continue
         with contextlib.redirect_stdout(io.StringIO()):
             dt = gt.loadRes([dict(r) for r in results])

@@ -134,14 +134,14 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
         )
     n = recipe.num_classes + 1
     size = recipe.image_size
-    common: dict[str, Any] = dict(
-        min_size=size,
-        max_size=size,
-        image_mean=list(recipe.mean),
-        image_std=list(recipe.std),
-        rpn_anchor_generator=_anchor_generator(recipe),
-        box_detections_per_img=recipe.max_det,
-    )
+    common: dict[str, Any] = {
+        "min_size": size,
+        "max_size": size,
+        "image_mean": list(recipe.mean),
+        "image_std": list(recipe.std),
+        "rpn_anchor_generator": _anchor_generator(recipe),
+        "box_detections_per_img": recipe.max_det,
+    }
     num_anchors = len(recipe.anchor_sizes[0]) * len(recipe.aspect_ratios)
     from torchvision.models.detection.rpn import RPNHead
 

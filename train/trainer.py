@@ -326,14 +326,14 @@ def _run(
     t_iter = time.perf_counter()
 
     def save(it: int, name: str = "last.pt", full: bool = True) -> Path:
-        extra: dict[str, Any] = dict(
-            metrics=state.metrics,
-            epoch=it / ipe,
-            iteration=it,
-            total_iters=total,
-            args=asdict(cfg),
-            best_metric=state.best,
-        )
+        extra: dict[str, Any] = {
+            "metrics": state.metrics,
+            "epoch": it / ipe,
+            "iteration": it,
+            "total_iters": total,
+            "args": asdict(cfg),
+            "best_metric": state.best,
+        }
         if full:
             extra.update(
                 optimizer=optimizer.state_dict(),

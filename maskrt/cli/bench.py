@@ -284,7 +284,13 @@ def _interleaved_rows(
     """Load every row's model, then time them in turns frame by frame."""
     from functools import partial
 
-    from maskrt.runtime.bench.runner import fill, measure_interleaved, open_artifact, open_segmenter, reason_of
+    from maskrt.runtime.bench.runner import (
+        fill,
+        measure_interleaved,
+        open_artifact,
+        open_segmenter,
+        reason_of,
+    )
 
     # rows share the cores in turns: ONNX Runtime's idle workers must not spin through the next row's frame
     quiet_loader = partial(open_segmenter, spin=False)

@@ -1,5 +1,5 @@
 """`maskrt run [MODEL] SOURCE`: real-time segmentation of a camera, stream, video or image folder."""
-# ruff: noqa: B008  (typer declares options as defaults)
+
 
 from __future__ import annotations
 

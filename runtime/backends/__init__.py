@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskrt.runtime.backends.base import Backend
-
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.base import Backend
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 

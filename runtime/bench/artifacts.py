@@ -6,9 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from maskrt.runtime.bench.backends import ENGINE_SUFFIXES
-
 from maskrt.artifact import ArtifactMeta, engine_sidecar
+from maskrt.runtime.bench.backends import ENGINE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from maskrt.atomic import atomic_path, write_text
 from maskrt.runtime.bench.runner import BenchRow
 from maskrt.runtime.bench.sysinfo import describe
-
-from maskrt.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 

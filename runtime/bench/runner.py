@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from maskrt.runtime.bench import memory
 from maskrt.runtime.bench.backends import availability, resolve_auto
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import IO
 
 import cv2
 import numpy as np
+
+from maskrt.errors import MaskrtError
 from maskrt.runtime.stream.sources import (
     DEFAULT_FPS,
     OPEN_TIMEOUT_MS,
     SourceSpec,
     _normalise,
 )
-
-from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
-from maskrt.runtime.stream.types import StreamResult
 
 from maskrt.atomic import atomic_open, atomic_path
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream.types import StreamResult
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from maskrt.runtime.stream.capture import Capture, CapturedFrame
 from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source, parse_source
 from maskrt.runtime.stream.timing import StageTimes

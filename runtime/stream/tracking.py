@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from maskrt.runtime.stream.matching import box_iou, match
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream.matching import box_iou, match
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from maskrt.runtime.stream.tracking import Wall
 
 

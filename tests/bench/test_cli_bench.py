@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from maskrt.runtime.bench.report import validate_document
 
 from maskrt.cli import main
+from maskrt.runtime.bench.report import validate_document
 
 SIZE = 128
 FAST = ["--iters", "3", "--warmup", "1", "--frames", "2", "--threads", "1"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maskrt.runtime.bench.report import (
     SCHEMA,
     results_document,

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from maskrt.errors import MaskrtError
 from maskrt.runtime.bench import backends, runner
 from maskrt.runtime.bench.runner import BenchRow, apply_speedups, bench_artifact, measure, measure_interleaved
 from maskrt.runtime.bench.scenes import synthetic_frames
-
-from maskrt.errors import MaskrtError
 
 
 class FakeModel:

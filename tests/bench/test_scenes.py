@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from maskrt.runtime.bench.scenes import load_folder, render_scene, synthetic_frames, video_frames
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.bench.scenes import load_folder, render_scene, synthetic_frames, video_frames
 
 
 def _dark_fraction(frame: np.ndarray) -> float:

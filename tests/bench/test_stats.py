@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats
 
 

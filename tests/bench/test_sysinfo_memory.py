@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from maskrt.runtime.bench import memory
 from maskrt.runtime.bench.sysinfo import describe, system_info
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from maskrt.artifact import ArtifactMeta
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx
 from maskrt.export.scenes import synthetic_scenes
 from maskrt.export.wrapper import ExportWrapper
 from maskrt.train.models import ModelRecipe, build_model
-
-from maskrt.artifact import ArtifactMeta
 
 SIZE = 128
 MAX_DET = 50

@@ -7,11 +7,11 @@ import warnings
 import onnx
 import pytest
 import torch
-from maskrt.export.check import TRT_SUPPORTED_OPS, check_model
-from maskrt.train.models import ModelRecipe, build_model
 from onnx import TensorProto, helper
 
 from maskrt.errors import MaskrtError
+from maskrt.export.check import TRT_SUPPORTED_OPS, check_model
+from maskrt.train.models import ModelRecipe, build_model
 
 
 def _model(nodes, inputs, outputs, inits=(), opset=17):

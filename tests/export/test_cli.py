@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+
+from maskrt.artifact import ArtifactMeta
+from maskrt.cli import main
 from maskrt.export.metadata import read_meta
 from maskrt.export.tensorrt_build import tensorrt_available
 from maskrt.train.checkpoint import save_checkpoint
 from maskrt.train.models import ModelRecipe
-
-from maskrt.artifact import ArtifactMeta
-from maskrt.cli import main
 
 
 @pytest.fixture(scope="module")

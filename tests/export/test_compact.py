@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto
+
 from maskrt.export.compact import _factor, anchor_grids, compact_weights, factor_grid_constants, write_compact
 from maskrt.export.verify import ort_session, run_ort
-from onnx import TensorProto
 
 from .conftest import SIZE
 

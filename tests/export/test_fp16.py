@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
+
 from maskrt.export.check import check_model
 from maskrt.export.fp16 import FP16_PREFIXES, write_fp16
 from maskrt.export.metadata import read_meta

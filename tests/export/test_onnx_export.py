@@ -6,6 +6,8 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 import pytest
+
+from maskrt.artifact import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES, ArtifactMeta
 from maskrt.export.check import check_model
 from maskrt.export.metadata import make_meta, props_of, read_meta
 from maskrt.export.onnx_export import export_onnx
@@ -13,8 +15,6 @@ from maskrt.export.parity import ParityRules
 from maskrt.export.verify import check_parity, ort_session, run_ort
 from maskrt.export.wrapper import ExportWrapper
 from maskrt.train.models import ModelRecipe
-
-from maskrt.artifact import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES, ArtifactMeta
 
 ONNX_TYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "uint8": onnx.TensorProto.UINT8}
 
@@ -104,8 +104,9 @@ def test_level_merge_is_torchvisions_merge(counts):
     """The Concat+Gather merge of the multi-scale RoIAlign equals torchvision's scatter merge exactly
     (RoIs interleaved across levels, empty levels included)."""
     import torch
-    from maskrt.export.onnx_export import merge_levels_gather
     from torchvision.ops import poolers
+
+    from maskrt.export.onnx_export import merge_levels_gather
 
     g = torch.Generator().manual_seed(sum(counts))
     levels = torch.cat([torch.full((c,), lv) for lv, c in enumerate(counts)])

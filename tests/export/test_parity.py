@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from maskrt.export.parity import ParityReport, ParityRules, box_iou, compare, paste_full
 
 HW = (64, 64)

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+
 from maskrt.export.check import check_model
 from maskrt.export.metadata import make_meta
 from maskrt.export.onnx_export import export_onnx, static_export_patches

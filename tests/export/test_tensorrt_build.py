@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from maskrt.export.tensorrt_build import BuildOptions, build_engine, require_tensorrt, tensorrt_available
 
 from maskrt.artifact import ENGINE_KEYS, ArtifactMeta, engine_sidecar
 from maskrt.errors import MaskrtError
+from maskrt.export.tensorrt_build import BuildOptions, build_engine, require_tensorrt, tensorrt_available
 
 HAS_TRT = tensorrt_available()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from maskrt.runtime import Instances, draw_overlay
 from maskrt.runtime.draw import colour
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from maskrt.runtime import Instances
 
 from maskrt import rle as rle_codec
+from maskrt.runtime import Instances
 
 
 def scene() -> Instances:

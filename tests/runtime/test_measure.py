@@ -7,6 +7,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+
 from maskrt.runtime import Instances, frame_stats, measure_instances
 
 

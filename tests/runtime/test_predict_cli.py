@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from maskrt.runtime import Segmenter
-from maskrt.runtime.images import read_image
 
 from maskrt import rle as rle_codec
 from maskrt.cli import main
+from maskrt.runtime import Segmenter
+from maskrt.runtime.images import read_image
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from maskrt.runtime.preprocess import letterbox, to_bgr, to_uint8
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from maskrt.runtime import Instances, Segmenter
-from maskrt.runtime.segmenter import resolve_model
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime import Instances, Segmenter
+from maskrt.runtime.segmenter import resolve_model
 
 
 def test_boxes_come_back_in_frame_pixels(make_model) -> None:

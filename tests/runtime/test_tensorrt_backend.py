@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from maskrt.artifact import ArtifactMeta, engine_sidecar
+from maskrt.errors import MaskrtError
 from maskrt.runtime import Segmenter
 from maskrt.runtime.backends.tensorrt_backend import (
     check_build_env,
@@ -14,9 +17,6 @@ from maskrt.runtime.backends.tensorrt_backend import (
     sidecar_props,
     tensorrt_available,
 )
-
-from maskrt.artifact import ArtifactMeta, engine_sidecar
-from maskrt.errors import MaskrtError
 
 SIDECAR = {  # what export/tensorrt_build.py writes: flat maskrt.* props plus the build environment
     **ArtifactMeta(arch="lite", class_names=["bubble"], input_size=(256, 256)).to_props(),
@@ -70,6 +70,7 @@ def engine_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip(f"TensorRT backend unavailable: {reason}")
     pytest.importorskip("torch")
     import torch
+
     from maskrt.export.metadata import make_meta
     from maskrt.export.onnx_export import export_onnx
     from maskrt.export.tensorrt_build import build_engine

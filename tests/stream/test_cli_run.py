@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import maskrt.runtime.stream as stream_pkg
 import numpy as np
 import pytest
 
+import maskrt.runtime.stream as stream_pkg
 from maskrt.cli import main
 
 

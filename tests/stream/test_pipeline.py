@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from maskrt.runtime.stream import Stream, StreamOptions, stream
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream import Stream, StreamOptions, stream
 
 VOID_TOL = 1e-9  # lossless PNG frames: the thresholding segmenter recovers the drawn discs exactly
 VOID_TOL_VIDEO = 0.003  # MJPG video: JPEG ringing moves a few edge pixels

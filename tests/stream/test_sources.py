@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from maskrt.runtime.stream.mjpeg import MjpegHttpSource
-from maskrt.runtime.stream.sources import CaptureSource, gstreamer_available, open_source, parse_source
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream.mjpeg import MjpegHttpSource
+from maskrt.runtime.stream.sources import CaptureSource, gstreamer_available, open_source, parse_source
 
 
 def _free_port() -> int:

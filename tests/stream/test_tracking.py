@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from maskrt.runtime.stream.matching import box_iou, linear_assignment, match
-from maskrt.runtime.stream.tracking import Tracker, Wall
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.stream.matching import box_iou, linear_assignment, match
+from maskrt.runtime.stream.tracking import Tracker, Wall
 
 
 def test_assignment_is_optimal_against_brute_force() -> None:

@@ -43,7 +43,7 @@ def test_torchrun_two_cpu_processes(shapes_coco: Path, tmp_path: Path) -> None:
         "--out",
         str(out),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ck = load_checkpoint(out / "last.pt")
     assert ck["iteration"] == 3 and not any(k.startswith("module.") for k in ck["model"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -58,19 +59,19 @@ def test_interrupted_run_resumes_from_last_checkpoint(
     shapes_val: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "interrupted"
-    cfg = dict(
-        data=[str(shapes_val)],
-        val_split=0.0,
-        imgsz=96,
-        iters=4,
-        batch=1,
-        workers=0,
-        out=str(out),
-        save_every=2,
-        log_every=1,
-        progress=False,
-        augment="none",
-    )
+    cfg = {
+        "data": [str(shapes_val)],
+        "val_split": 0.0,
+        "imgsz": 96,
+        "iters": 4,
+        "batch": 1,
+        "workers": 0,
+        "out": str(out),
+        "save_every": 2,
+        "log_every": 1,
+        "progress": False,
+        "augment": "none",
+    }
     real = engine.train_one_epoch
 
     def dies_at_3(*args, on_step, **kw):  # type: ignore[no-untyped-def]
@@ -153,6 +154,7 @@ def test_kill_mid_run_then_resume_reaches_same_step_count(shapes_coco: Path, tmp
             "0",
             "--no-progress",
         ],
+        check=False,
         capture_output=True,
         text=True,
     )
@@ -187,7 +189,7 @@ def test_non_finite_loss_stops_with_a_message() -> None:
 def test_schedule_warms_up_then_decays() -> None:
     f = [engine.lr_factor(i, 100, 10, "cosine") for i in range(101)]
     assert f[0] < 0.01 and abs(f[10] - 1) < 1e-9 and f[100] == pytest.approx(0.01)
-    assert all(a <= b for a, b in zip(f[:10], f[1:11])) and all(a >= b for a, b in zip(f[10:-1], f[11:]))
+    assert all(a <= b for a, b in itertools.pairwise(f[:11])) and all(a >= b for a, b in itertools.pairwise(f[10:]))
     s = [engine.lr_factor(i, 90, 0, "step") for i in (0, 59, 60, 80)]
     assert s == pytest.approx([1, 1, 0.1, 0.01])
     with pytest.raises(MaskrtError, match="schedule"):

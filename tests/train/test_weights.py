@@ -64,7 +64,7 @@ def test_plain_torchvision_state_dict(source: tuple[Path, dict[str, torch.Tensor
     _, state = source
     plain = tmp_path / "plain.pth"
     torch.save({k: v for k, v in state.items()}, plain)
-    recipe, model = model_for_training("lite", ["a", "b", "c"], 128, str(plain))
+    _recipe, model = model_for_training("lite", ["a", "b", "c"], 128, str(plain))
     own = model.state_dict()
     assert torch.equal(own[BACKBONE_KEY], state[BACKBONE_KEY]) and own[CLS_KEY].shape[0] == 4
 

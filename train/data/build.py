@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from maskrt import rle as rle_codec
 from maskrt.train.data.geometry import (
     clip_polygon,
     mask_bbox,
@@ -27,8 +29,6 @@ from maskrt.train.data.geometry import (
 )
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation
-
-from maskrt import rle as rle_codec
 
 MIN_AREA = 1e-6  # square pixels; below this a polygon is degenerate (collinear points)
 EDGE_TOLERANCE = 1e-6  # pixels; coordinates this close outside the image are not worth a report

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.images import check_image, resolve_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-
-from maskrt.errors import MaskrtError
 
 
 def _is_number(v: Any) -> bool:

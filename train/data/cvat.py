@@ -14,14 +14,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+
+from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_xml
 from maskrt.train.data.geometry import ellipse_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-
-from maskrt.errors import MaskrtError
 
 AREA_SHAPES = ("polygon", "box", "mask", "ellipse")
 OTHER_SHAPES = ("polyline", "points", "cuboid", "skeleton")

@@ -16,9 +16,9 @@ import struct
 from pathlib import Path
 
 import cv2
-from maskrt.train.data.problems import ProblemLog
 
 from maskrt.atomic import atomic_path
+from maskrt.train.data.problems import ProblemLog
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 

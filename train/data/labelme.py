@@ -16,14 +16,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.geometry import circle_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-
-from maskrt.errors import MaskrtError
 
 IGNORED_LABELS = ("__ignore__", "_background_")
 

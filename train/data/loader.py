@@ -17,10 +17,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from maskrt.errors import MaskrtError
 from maskrt.train.data.problems import display_name
 from maskrt.train.data.record import Dataset
-
-from maskrt.errors import MaskrtError
 
 logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from maskrt.train.data.geometry import rasterize_polygons
 
 from maskrt import rle as rle_codec
 from maskrt.atomic import write_text
 from maskrt.errors import MaskrtError
+from maskrt.train.data.geometry import rasterize_polygons
 
 
 @dataclass
@@ -153,7 +153,7 @@ class Dataset:
         """Random split into (train, val) with ``fraction`` of the images (at least one) in val."""
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self.images)).tolist()
-        n_val = max(1, int(round(len(order) * fraction))) if len(order) > 1 else 0
+        n_val = max(1, round(len(order) * fraction)) if len(order) > 1 else 0
         return self.subset(sorted(order[n_val:])), self.subset(sorted(order[:n_val]))
 
     def merged(self, other: Dataset) -> Dataset:

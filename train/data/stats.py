@@ -10,10 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from maskrt.train.data.geometry import polygon_area
-from maskrt.train.data.record import Annotation, Dataset
 
 from maskrt import rle as rle_codec
+from maskrt.train.data.geometry import polygon_area
+from maskrt.train.data.record import Annotation, Dataset
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
 from maskrt.train.data.files import read_json
 from maskrt.train.data.geometry import circle_polygon, ellipse_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-
-from maskrt.errors import MaskrtError
 
 DEFAULT_CLASS = "object"
 

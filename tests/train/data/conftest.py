@@ -18,10 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from maskrt.train.data.cvat import encode_cvat_mask
-from maskrt.train.data.geometry import circle_polygon, ellipse_polygon, rectangle_polygon
 
 from maskrt import rle as rle_codec
+from maskrt.train.data.cvat import encode_cvat_mask
+from maskrt.train.data.geometry import circle_polygon, ellipse_polygon, rectangle_polygon
 
 TAYLOR = Path(__file__).resolve().parents[2] / "data" / "taylor-bubbles-coco"
 CLASSES = ["bubble", "drop"]

@@ -7,9 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from maskrt.train.data import load_dataset
 
 from maskrt.cli import main
+from maskrt.train.data import load_dataset
 
 TAYLOR = Path(__file__).resolve().parents[2] / "data" / "taylor-bubbles-coco"
 

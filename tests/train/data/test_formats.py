@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from maskrt.train.data import Dataset, detect_format, load_dataset
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from maskrt.train.data.cvat import decode_cvat_mask, encode_cvat_mask
 from maskrt.train.data.geometry import (
     circle_polygon,

@@ -10,10 +10,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from maskrt.train.data import Dataset, load_dataset
 
 from maskrt import rle as rle_codec
 from maskrt.errors import MaskrtError
+from maskrt.train.data import Dataset, load_dataset
 
 W, H = 100, 80
 SQUARE = [10, 10, 30, 10, 30, 30, 10, 30]

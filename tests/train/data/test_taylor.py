@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from maskrt.train.data import detect_format, load_dataset
 
 TAYLOR = Path(__file__).resolve().parents[2] / "data" / "taylor-bubbles-coco"
