@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory lint
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
