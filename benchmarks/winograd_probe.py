@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_vs_eager import RESULTS
 
 from maskrt.export.onnx_export import quiet_exporter
+from maskrt.export.verify import ort_session
 from maskrt.runtime.bench.sysinfo import cpu_model
 
 B_T = torch.tensor([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=torch.float32)
@@ -124,19 +125,14 @@ class WinogradConvs(nn.Module):
 
 def time_onnx(module: nn.Module, x: torch.Tensor, iters: int, threads: int) -> tuple[float, np.ndarray]:
     """Median ms of ``module`` exported to ONNX and run in ONNX Runtime, and its output."""
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory() as tmp, quiet_exporter(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = str(Path(tmp) / "layer.onnx")
-        torch.onnx.export(module, (x,), path, dynamo=False, opset_version=17)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        path = Path(tmp) / "layer.onnx"
+        torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17)
+        sess = ort_session(path, threads)
     feed = {sess.get_inputs()[0].name: x.numpy()}
     out = sess.run(None, feed)[0]
-    sess.run(None, feed)
+    sess.run(None, feed)  # second warm-up run
     times = []
     for _ in range(iters):
         t = time.perf_counter()
