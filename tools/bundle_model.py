@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_command": args.train_command.replace(".venv/bin/", ""),
         "bundle_command": " ".join(
             [f"python tools/bundle_model.py {args.checkpoint}"]
-            + ([f"--finetune-iters {args.finetune_iters}"] if args.finetune_iters != 100 else [])
+            + ([f"--finetune-iters {args.finetune_iters}"] if args.finetune_iters != ap.get_default("finetune_iters") else [])
             + ([f"--imgsz {args.imgsz}"] if args.imgsz else [])
             + (["--skip-finetune"] if args.skip_finetune else [])
         ),
