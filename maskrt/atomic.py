@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from maskrt.errors import MaskrtError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -19,8 +21,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         ...     tmp.write_text("{}")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    except OSError as exc:  # under /proc, below a file, no permission, read-only disk
+        raise MaskrtError(
+            f"cannot write this file ({exc.strerror or type(exc).__name__}); pass a path in a folder you can "
+            "write to", path=path,
+        ) from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -29,7 +37,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError as exc:
+            raise MaskrtError("this is a folder, not a file; pass a file path", path=path) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

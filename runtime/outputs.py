@@ -19,6 +19,7 @@ import numpy as np
 
 from maskrt.atomic import atomic_open, atomic_path, write_text
 from maskrt.errors import MaskrtError
+from maskrt.paths import check_writable, refuse_overwriting_inputs
 from maskrt.runtime.draw import draw_overlay
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.labels import CocoWriter, write_labelme, write_labelme_classes
@@ -49,6 +50,31 @@ class ImageResult:
     timings: dict[str, float]
 
 
+def check_outputs(out: Path, options: OutputOptions, inputs: list[Path]) -> None:
+    """Refuse, before any image is read, an ``out`` that cannot be written or whose files would hit the inputs.
+
+    Annotated images take their inputs' names, so they may not go into a folder that holds an input image
+    (``maskrt predict imgs --out imgs``); no fixed-name output file may be one of the inputs either.
+
+    Raises:
+        MaskrtError: naming ``out`` (or the clashing file) and what to pass instead.
+    """
+    out = Path(out)
+    check_writable(out, kind="folder", option="--out")
+    files = []
+    if options.json:
+        files += [out / "predictions.json", out / "stats.json"]
+    if options.csv:
+        files += [out / "instances.csv", out / "images.csv"]
+    if options.labels == "labelme":
+        files.append(out / "labels" / "labels.txt")
+    elif options.labels == "coco":
+        files.append(out / "annotations.coco.json")
+    folders = ([out] if options.save_images else []) + ([out / "labels"] if options.labels == "labelme" else [])
+    refuse_overwriting_inputs(inputs, files=files, folders=folders,
+                              fix="pass another output folder, e.g. --out runs/predict")
+
+
 class PredictionWriter:
     """Accumulates per-image results and writes the requested outputs into ``out``."""
 
@@ -56,7 +82,11 @@ class PredictionWriter:
         if options.labels is not None and options.labels not in LABEL_FORMATS:
             raise MaskrtError(f"unknown label format {options.labels!r}; use labelme or coco")
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MaskrtError(f"cannot create the output folder ({exc.strerror or type(exc).__name__}); pass "
+                              "another --out", path=self.out) from exc
         self.class_names = list(class_names)
         self.options = options
         self.results: list[dict[str, Any]] = []

@@ -64,7 +64,7 @@ def predict(
 
     from maskrt.runtime import Segmenter
     from maskrt.runtime.images import expand_sources, read_image
-    from maskrt.runtime.outputs import OutputOptions, PredictionWriter
+    from maskrt.runtime.outputs import OutputOptions, PredictionWriter, check_outputs
 
     log = logging.getLogger("maskrt.cli.predict")
     model, sources = split_model_arg(list(sources), model)
@@ -80,11 +80,11 @@ def predict(
     if not (save_images or json_out or csv_out or labels):
         save_images = json_out = True
     files = expand_sources(sources, recursive=recursive)
+    options = OutputOptions(save_images, json_out, csv_out, labels, calib)
+    check_outputs(out, options, files)  # before the model loads: never over an input, never too late
     seg = Segmenter(model, backend=backend, device=device, threads=threads, conf=conf, classes=_split_list(classes),
                     bit_depth=bit_depth)
-    writer = PredictionWriter(
-        out, seg.class_names, OutputOptions(save_images, json_out, csv_out, labels, calib)
-    )
+    writer = PredictionWriter(out, seg.class_names, options)
     unit = "um" if calib is not None else "px"
     console = Console()
     skipped = done = total_inst = 0
