@@ -93,10 +93,15 @@ def convert(
     """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
     from rich.console import Console
 
+    from maskrt.paths import check_writable, refuse_overwriting_inputs
     from maskrt.train.data.stats import dataset_stats
 
+    fix = "write the COCO file elsewhere, e.g. --out converted.coco.json"
+    check_writable(out, kind="file", option="--out")
+    refuse_overwriting_inputs([src, *([images] if images is not None else [])], files=[out], fix=fix)
     console = Console(highlight=False, soft_wrap=True)
     kind, ds = _load(console, src, fmt, class_attribute, images, decode=False, allow_empty=False)
+    refuse_overwriting_inputs([im.file for im in ds.images], files=[out], fix=fix)
     ds.save_coco(out)
     st = dataset_stats(ds)
     counts = ", ".join(f"{k} {v}" for k, v in st.class_counts.items())

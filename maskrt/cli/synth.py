@@ -37,10 +37,15 @@ def synth(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from maskrt.paths import check_writable
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     if video is not None:
         if out is not None:
             raise MaskrtError("synth: give either OUT (a dataset folder) or --video OUT.mp4, not both")
+        check_writable(video, kind="file", option="--video")
+        if frames_dir is not None:
+            check_writable(frames_dir, kind="folder", option="--frames-dir")
         from maskrt.train.synth.video import render_video
 
         with Progress(*columns, transient=True) as bar:
@@ -53,6 +58,7 @@ def synth(
         return
     if out is None:
         raise MaskrtError("synth: missing OUT folder; e.g. `maskrt synth data-out/synth --images 200`")
+    check_writable(out, kind="folder", option="OUT")
     from maskrt.train.synth import generate_dataset
 
     with Progress(*columns, transient=True) as bar:

@@ -70,9 +70,15 @@ def train(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
+    from maskrt.paths import check_writable, refuse_overwriting_inputs
     from maskrt.train.trainer import TrainConfig
     from maskrt.train.trainer import train as run_training
 
+    check_writable(out, kind="folder", option="--out")
+    if not (resume and (out / "last.pt").is_file()):  # a resumed run rewrites its own last.pt, as asked
+        inputs = [p for p in [*_split(data), *_split(val), weights] if Path(p).is_file()]
+        outputs = [out / name for name in ("last.pt", "best.pt", "metrics.jsonl", "curves.png")]
+        refuse_overwriting_inputs(inputs, files=outputs, fix="pass another --out for the new run")
     cfg = TrainConfig(
         data=_split(data),
         val=_split(val),
