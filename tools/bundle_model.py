@@ -36,8 +36,9 @@ def compact_checkpoint(src: Path, dst: Path, max_det: int = ARTIFACT_MAX_DET) ->
     import torch
 
     from maskrt.atomic import atomic_path
+    from maskrt.train.checkpoint import load_checkpoint
 
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(src)  # never runs code from the file
     small = {
         "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
         "recipe": dict(ckpt["recipe"], max_det=max_det),
@@ -90,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from maskrt.export.compact import anchor_grids, write_compact
     from maskrt.export.pipeline import ExportOptions, export_checkpoint
-    from maskrt.train.checkpoint import load_model
+    from maskrt.train.checkpoint import load_checkpoint, load_model
     from maskrt.train.synth import generate_dataset
     from maskrt.train.trainer import TrainConfig, train
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
-    ckpt_info = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    ckpt_info = load_checkpoint(args.checkpoint)  # never runs code from the file; the recipe is checked
     recipe = ckpt_info["recipe"]
     imgsz = args.imgsz or int(recipe["image_size"])
     card: dict[str, Any] = {

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from maskrt.errors import MaskrtError
+from maskrt.train.checkpoint import recipe_of, safe_load
 from maskrt.train.models import ModelRecipe, build_model, load_matching
 
 log = logging.getLogger(__name__)
@@ -32,24 +33,19 @@ def bundled_path(name: str) -> Path:
 
 
 def read_weights(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelRecipe | None]:
-    """Read a maskrt checkpoint, a torchvision references checkpoint or a plain state dict."""
+    """Read a maskrt checkpoint, a torchvision references checkpoint or a plain state dict, never running code."""
     path = bundled_path(str(source)) if str(source) in BUNDLED else Path(source)
     if not path.is_file():
         raise MaskrtError(
             "weights file not found; pass none, imagenet, coco, bubbles-lite or a .pt path", path=path
         )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise MaskrtError(
-            f"cannot read weights ({type(exc).__name__}); is the file complete?", path=path
-        ) from exc
+    obj = safe_load(path)  # never runs code from the file; unsafe content is refused
     recipe = None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "recipe" in obj:
-            recipe = ModelRecipe.from_dict(obj["recipe"])
+            recipe = recipe_of(obj, path)
         obj = obj["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise MaskrtError(
             "not a checkpoint or state dict of tensors; pass a .pt written by maskrt or torchvision",
             path=path,
