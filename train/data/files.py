@@ -7,6 +7,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
 from maskrt.errors import MaskrtError
 
 
@@ -42,12 +45,25 @@ def peek_json(path: Path, limit: int = 1 << 16) -> str:
 
 
 def read_xml(path: Path, shown: str | None = None) -> ET.Element:
-    """Parse an XML file; raise :class:`MaskrtError` naming the file and where it broke."""
+    """Parse an untrusted XML file (entities refused); raise :class:`MaskrtError` naming the file and the fault."""
     shown = shown or str(path)
     if not path.is_file():
         raise MaskrtError(f"{shown}: file not found; check the path")
     try:
-        return ET.parse(path).getroot()
+        return SafeET.parse(path).getroot()  # defusedxml: no entity expansion, no external references
+    except defusedxml.EntitiesForbidden as exc:
+        target = f" -> {exc.sysid}" if exc.sysid else ""
+        raise MaskrtError(
+            f"{shown}: refused: XML entities are not allowed (entity {exc.name!r}{target} declared); "
+            "annotation exports declare none, so export the file again from CVAT"
+        ) from None
+    except defusedxml.ExternalReferenceForbidden as exc:
+        raise MaskrtError(
+            f"{shown}: refused: XML entities are not allowed (external reference {exc.sysid!r}); "
+            "annotation exports declare none, so export the file again from CVAT"
+        ) from None
+    except defusedxml.DefusedXmlException as exc:
+        raise MaskrtError(f"{shown}: refused: unsafe XML ({exc}); export the file again from CVAT") from None
     except ET.ParseError as exc:
         line, col = exc.position
         raise MaskrtError(
