@@ -15,9 +15,40 @@ if TYPE_CHECKING:
     from maskrt.train.data.record import Dataset
     from maskrt.train.data.stats import DatasetStats
 
-FORMAT_HELP = "Annotation format: auto, coco, labelme, via or cvat."
+FORMAT_HELP = "Annotation format: auto, coco, labelme, via, cvat or masks."
 CLASS_ATTR_HELP = "VIA only: the region attribute that holds the class (default: the only attribute)."
+DATA_HELP = "Annotation file or folder (COCO, labelme, VIA, CVAT or mask images)."
 IMAGES_HELP = "Folder holding the images, when they are not beside the annotation file."
+MASK_KIND_HELP = (
+    "Mask images: binary, labels (each value a class) or instances (each value one instance); "
+    "auto: labels when --classes is given, else binary."
+)
+THRESHOLD_HELP = "Binary/soft masks: foreground from this fraction of the mask's maximum (<=1) or grey level."
+CONNECTIVITY_HELP = "Mask images: 8 or 4 neighbours for connected components."
+MIN_AREA_HELP = "Mask images: drop instances with fewer pixels."
+CLASSES_HELP = "Label-map masks: VALUE=NAME pairs, e.g. 1=bubble,2=droplet."
+CLASS_NAME_HELP = "Binary and instance-id masks: the class of their instances."
+SPLIT_HELP = "Mask images: separate touching blobs by a distance-transform watershed."
+
+
+def mask_options(
+    kind: str,
+    threshold: float,
+    connectivity: int,
+    min_area: int,
+    classes: str | None,
+    class_name: str,
+    split: bool,
+) -> dict[str, object]:
+    """The mask-image options of a command, checked, as ``MaskOptions`` keyword arguments."""
+    from maskrt.train.data.masks import MaskOptions
+
+    opts = {
+        "kind": kind, "threshold": threshold, "connectivity": connectivity, "min_area": min_area,
+        "classes": classes, "class_name": class_name, "split": split,
+    }
+    MaskOptions.from_dict(opts).check()
+    return opts
 
 
 def _load(
@@ -28,8 +59,10 @@ def _load(
     images: Path | None,
     decode: bool,
     allow_empty: bool,
+    masks: dict[str, object] | None = None,
 ) -> tuple[str, Dataset]:
     from maskrt.train.data import detect_format, load_dataset
+    from maskrt.train.data.masks import MaskOptions
 
     kind = "split folders" if path.is_dir() and _has_splits(path) else detect_format(path, fmt)[0]
     with console.status(f"Loading {path} ...", spinner="dots") as status:
@@ -40,6 +73,7 @@ def _load(
             images=images,
             decode_images=decode,
             allow_empty=allow_empty,
+            mask_options=MaskOptions.from_dict(masks) if masks else None,
             on_split=lambda s: status.update(f"Loading {path} ({s}) ..."),
         )
     return kind, ds
@@ -84,11 +118,18 @@ def _print_problems(console: Console, problems: list[str]) -> None:
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
+    src: Path = typer.Argument(..., help=DATA_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="COCO JSON file to write."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
     images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
+    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
+    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
+    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
+    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
+    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
+    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
+    split: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
 ) -> None:
     """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
     from rich.console import Console
@@ -100,7 +141,10 @@ def convert(
     check_writable(out, kind="file", option="--out")
     refuse_overwriting_inputs([src, *([images] if images is not None else [])], files=[out], fix=fix)
     console = Console(highlight=False, soft_wrap=True)
-    kind, ds = _load(console, src, fmt, class_attribute, images, decode=False, allow_empty=False)
+    masks = mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split)
+    kind, ds = _load(
+        console, src, fmt, class_attribute, images, decode=False, allow_empty=False, masks=masks
+    )
     refuse_overwriting_inputs([im.file for im in ds.images], files=[out], fix=fix)
     ds.save_coco(out)
     st = dataset_stats(ds)
@@ -111,7 +155,7 @@ def convert(
 
 @data_app.command("check")
 def check(
-    path: Path = typer.Argument(..., help="Annotation file or folder (COCO, labelme, VIA or CVAT)."),
+    path: Path = typer.Argument(..., help=DATA_HELP),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
     images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
@@ -121,6 +165,13 @@ def check(
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write the statistics and problems as JSON."
     ),
+    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
+    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
+    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
+    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
+    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
+    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
+    split: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
 ) -> None:
     """Report counts per class, image and instance sizes, and every problem; exit 2 when nothing is usable."""
     import json
@@ -131,7 +182,10 @@ def check(
     from maskrt.train.data.stats import dataset_stats
 
     console = Console(highlight=False, soft_wrap=True)
-    kind, ds = _load(console, path, fmt, class_attribute, images, decode=decode, allow_empty=True)
+    masks = mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split)
+    kind, ds = _load(
+        console, path, fmt, class_attribute, images, decode=decode, allow_empty=True, masks=masks
+    )
     st = dataset_stats(ds)
     _print_stats(console, st, kind, ds.classes)
     _print_problems(console, ds.problems)

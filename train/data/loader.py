@@ -2,8 +2,9 @@
 
 ``load_dataset`` accepts a file or a folder. A folder may hold one COCO JSON (``_annotations.coco.json``,
 ``annotations.json``, ``annotations/instances_*.json``), a VIA JSON, a CVAT ``annotations.xml``, many
-labelme JSONs, or split folders ``train/``, ``valid/`` (or ``val/``), ``test/`` which are loaded and
-merged (classes matched by name).
+labelme JSONs, mask images (``images/`` + ``masks/``, or ``NAME_mask.png`` beside ``NAME.png``, or TIFF
+stacks; see :mod:`maskrt.train.data.masks`), or split folders ``train/``, ``valid/`` (or ``val/``), ``test/``
+which are loaded and merged (classes matched by name).
 
 Example:
     >>> ds = load_dataset("data/taylor-bubbles-coco")
@@ -16,14 +17,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskrt.errors import MaskrtError
+from maskrt.train.data.images import IMAGE_SUFFIXES
 from maskrt.train.data.problems import display_name
 from maskrt.train.data.record import Dataset
 
+if TYPE_CHECKING:
+    from maskrt.train.data.masks import MaskOptions
+
 logger = logging.getLogger(__name__)
 
-FORMATS = ("coco", "labelme", "via", "cvat")
+FORMATS = ("coco", "labelme", "via", "cvat", "masks")
 SPLIT_NAMES = ("train", "valid", "val", "validation", "test")
 COCO_NAMES = ("_annotations.coco.json", "annotations.json", "instances_default.json")
 
@@ -112,6 +118,11 @@ def _find_in_folder(folder: Path, fmt: str) -> tuple[str, Path] | None:
             for j in folder.rglob("*.json"):
                 if json_kind(j) == "labelme":
                     return "labelme", folder
+    if want("masks"):
+        from maskrt.train.data.masks import is_mask_folder
+
+        if fmt == "masks" or is_mask_folder(folder):
+            return "masks", folder
     return None
 
 
@@ -134,6 +145,8 @@ def detect_format(path: str | Path, fmt: str = "auto") -> tuple[str, Path]:
         if path.suffix.lower() == ".xml":
             if fmt in ("auto", "cvat"):
                 return "cvat", path
+        elif path.suffix.lower() in IMAGE_SUFFIXES and fmt in ("auto", "masks"):
+            return "masks", path  # an image or TIFF stack with its mask beside it
         elif fmt != "auto":
             return fmt, path
         else:
@@ -148,7 +161,8 @@ def detect_format(path: str | Path, fmt: str = "auto") -> tuple[str, Path]:
     found = _find_in_folder(path, fmt)
     if found is None:
         looked = "COCO JSON, VIA JSON, CVAT XML or labelme JSONs" if fmt == "auto" else f"{fmt} annotations"
-        raise MaskrtError(f"{path}: no {looked} found in this folder; pass the annotation file itself")
+        masks = " and no mask images (images/ + masks/, or NAME_mask.png beside NAME.png)" if fmt == "auto" else ""
+        raise MaskrtError(f"{path}: no {looked} found in this folder{masks}; pass the annotation file itself")
     return found
 
 
@@ -161,7 +175,14 @@ def _load_one(
     images: Path | None,
     decode_images: bool,
     cache_dir: Path | None,
+    mask_options: MaskOptions | None = None,
 ) -> Dataset:
+    if fmt == "masks":
+        from maskrt.train.data.masks import load_masks
+
+        return load_masks(
+            target, mask_options, images=images, shown=shown, decode_images=decode_images, cache_dir=cache_dir
+        )
     if fmt == "coco":
         from maskrt.train.data.coco import load_coco
 
@@ -196,18 +217,21 @@ def load_dataset(
     cache_dir: str | Path | None = None,
     allow_empty: bool = False,
     on_split: Callable[[str], None] | None = None,
+    mask_options: MaskOptions | None = None,
 ) -> Dataset:
     """Load annotations in any supported format as one :class:`Dataset`, fixing or skipping bad items.
 
     Args:
         path: an annotation file, a folder holding one, a labelme folder, or a folder of split folders.
-        fmt: ``auto`` (detect), ``coco``, ``labelme``, ``via`` or ``cvat``.
+        fmt: ``auto`` (detect), ``coco``, ``labelme``, ``via``, ``cvat`` or ``masks``.
         class_attribute: VIA only: the region attribute that holds the class (default: the only one).
         images: folder holding the images when they are not beside the annotation file.
         decode_images: decode every image to prove it is readable (default: read headers only).
         cache_dir: where images embedded in labelme/VIA files are written (default: the user cache).
         allow_empty: return a dataset with no instance instead of raising (``maskrt data check`` uses it).
         on_split: called with each split's name before it loads (for progress reporting).
+        mask_options: mask images only: what the masks mean (kind, threshold, connectivity, minimum area,
+            classes, split); default binary masks of class ``bubble``.
 
     Returns:
         The dataset; ``Dataset.problems`` lists every problem found, one line each.
@@ -225,6 +249,7 @@ def load_dataset(
         "images": img_dir,
         "decode_images": decode_images,
         "cache_dir": cache,
+        "mask_options": mask_options,
     }
 
     splits = _split_dirs(path) if path.is_dir() else []

@@ -1,0 +1,512 @@
+"""Import mask images (binary, soft, class label maps, instance-id maps) as a :class:`Dataset`.
+
+Most labs already have masks rather than polygons: thresholded or ImageJ/Fiji masks, U-Net outputs, label
+maps, high-speed camera stacks. Layouts found (each mask pairs with the image of the same stem):
+
+- ``images/`` and ``masks/`` folders (searched recursively; a mask may also be named ``NAME_mask``);
+- ``NAME_mask.png`` beside ``NAME.png`` (any image suffix on either side);
+- multi-page TIFF stacks paired the same way (``frames.tif`` + ``frames_mask.tif``), same page count; their
+  pages are written once to the cache as PNG frames.
+
+What a mask means (:class:`MaskOptions`):
+
+- ``binary``: foreground is every pixel at or above ``threshold`` times the mask's maximum (so 0/255, 0/1 and
+  soft anti-aliased masks all work), or at or above ``threshold`` itself when it is above 1 (a grey level);
+- ``labels``: each non-zero value is a class (``classes={1: "bubble", 2: "droplet"}``);
+- ``instances``: each non-zero value is one instance (8- or 16-bit), even when its pixels are not connected.
+
+Semantic masks (``binary``, ``labels``) become instances by connected components (8- or 4-connectivity),
+dropping those under ``min_area`` pixels; ``split`` also separates touching blobs by a distance-transform
+watershed. An instance is the RLE of its own pixels, so liquid islands inside a vapour patch stay holes.
+
+Example:
+    >>> ds = load_masks(Path("boiling"), MaskOptions(min_area=8))      # boiling/images + boiling/masks
+    >>> ds.classes, ds.num_instances
+    (['bubble'], 61234)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskrt.atomic import atomic_path
+from maskrt.errors import MaskrtError
+from maskrt.train.data.components import mask_instances
+from maskrt.train.data.images import IMAGE_SUFFIXES, check_image, default_cache_dir
+from maskrt.train.data.problems import ProblemLog, display_name
+from maskrt.train.data.record import Annotation, Dataset, ImageRecord
+
+logger = logging.getLogger(__name__)
+
+MASK_KINDS = ("auto", "binary", "labels", "instances")
+MASK_SUFFIXES = ("_mask", "_masks")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """How mask images become instances.
+
+    Attributes:
+        kind: ``binary``, ``labels`` or ``instances``; ``auto`` is ``labels`` when ``classes`` is given, else
+            ``binary``.
+        threshold: binary masks: a fraction of the mask's maximum (0 < t <= 1; 0.5 is half the foreground
+            value), or an absolute grey level when above 1.
+        connectivity: 8 or 4, for connected components.
+        min_area: instances with fewer pixels are dropped.
+        class_name: the class of a binary mask's or an instance map's instances.
+        classes: label maps: value -> class name.
+        split: separate touching blobs of a semantic mask by a distance-transform watershed.
+        split_ratio: two blobs stay one when the distance transform at their neck is at least this fraction
+            of the smaller blob's peak (higher splits more).
+    """
+
+    kind: str = "auto"
+    threshold: float = 0.5
+    connectivity: int = 8
+    min_area: int = 4
+    class_name: str = "bubble"
+    classes: dict[int, str] | None = field(default=None)
+    split: bool = False
+    split_ratio: float = 0.7
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> MaskOptions:
+        """Options from plain values (a CLI's, a saved run's); ``classes`` may be ``"1=bubble,2=droplet"``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MaskrtError(
+                f"unknown mask option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        kw = dict(values)
+        if isinstance(kw.get("classes"), str) or kw.get("classes") is None:
+            kw["classes"] = parse_classes(kw.get("classes"))  # type: ignore[arg-type]
+        else:
+            kw["classes"] = {int(k): str(v) for k, v in kw["classes"].items()}  # type: ignore[union-attr]
+        return cls(**kw)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values (``classes`` as ``"1=bubble,2=droplet"``) that :meth:`from_dict` reads back."""
+        d: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["classes"] = ",".join(f"{v}={n}" for v, n in self.classes.items()) if self.classes else None
+        return d
+
+    def resolved_kind(self) -> str:
+        """The mask kind with ``auto`` decided."""
+        if self.kind == "auto":
+            return "labels" if self.classes else "binary"
+        return self.kind
+
+    def check(self) -> MaskOptions:
+        """Raise :class:`MaskrtError` for an option a user set wrong; return ``self``."""
+        if self.kind not in MASK_KINDS:
+            raise MaskrtError(f"unknown mask kind {self.kind!r}; choose one of {', '.join(MASK_KINDS)}")
+        if self.connectivity not in (4, 8):
+            raise MaskrtError(f"connectivity {self.connectivity} is not 4 or 8; pass --connectivity 8 or 4")
+        if not self.threshold > 0:
+            raise MaskrtError(
+                f"mask threshold {self.threshold} must be above 0: a fraction of the mask's maximum "
+                "(e.g. 0.5) or a grey level above 1 (e.g. 128)"
+            )
+        if self.min_area < 1:
+            raise MaskrtError(
+                f"minimum area {self.min_area} must be at least 1 pixel; pass e.g. --min-area 4"
+            )
+        if not 0 < self.split_ratio <= 1:
+            raise MaskrtError(f"split ratio {self.split_ratio} must be in (0, 1]; e.g. 0.7")
+        if self.resolved_kind() == "labels" and self.classes is not None:
+            for v in self.classes:
+                if not 0 < v < 65536:
+                    raise MaskrtError(f"class value {v} must be between 1 and 65535 (0 is background)")
+        return self
+
+
+def parse_classes(text: str | None) -> dict[int, str] | None:
+    """``"1=bubble,2=droplet"`` -> ``{1: "bubble", 2: "droplet"}``; ``None`` for an empty text."""
+    if text is None or not text.strip():
+        return None
+    out: dict[int, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        value, sep, name = item.partition("=")
+        try:
+            v = int(value)
+        except ValueError:
+            v = -1
+        if not sep or not name.strip() or v < 1:
+            raise MaskrtError(
+                f"--classes item {item!r} is not VALUE=NAME with VALUE >= 1; "
+                "pass e.g. --classes 1=bubble,2=droplet"
+            )
+        if v in out:
+            raise MaskrtError(f"--classes names value {v} twice; give each mask value one class")
+        out[v] = name.strip()
+    return out or None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# layouts: which mask belongs to which image
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a file with an image suffix."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def base_stem(stem: str) -> str | None:
+    """``"a_mask"`` -> ``"a"``: the image stem a mask's stem names, ``None`` when it has no mask suffix."""
+    low = stem.lower()
+    for suf in MASK_SUFFIXES:
+        if low.endswith(suf) and len(stem) > len(suf):
+            return stem[: -len(suf)]
+    return None
+
+
+def is_mask_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds ``images/`` + ``masks/`` or ``NAME_mask`` images beside their images."""
+    if (folder / "images").is_dir() and (folder / "masks").is_dir():
+        return True
+    return any(is_image_file(p) and base_stem(p.stem) is not None for p in folder.iterdir())
+
+
+@dataclass
+class _Pair:
+    image: Path
+    mask: Path
+    name: str  # how the image is named in messages
+
+
+def _key(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    return rel.as_posix()
+
+
+def find_pairs(path: Path, log: ProblemLog, images: Path | None = None) -> list[_Pair]:
+    """Every (image, mask) pair under ``path``; images without masks and masks without images are reported."""
+    if path.is_file():
+        return _pairs_beside([path], path.parent, log, single=True)
+    if images is not None or ((path / "images").is_dir() and (path / "masks").is_dir()):
+        img_root = images if images is not None else path / "images"
+        mask_root = path if images is not None else path / "masks"
+        return _pairs_in_folders(img_root, mask_root, path, log)
+    return _pairs_beside(sorted(p for p in path.iterdir() if is_image_file(p)), path, log)
+
+
+def _pairs_in_folders(img_root: Path, mask_root: Path, root: Path, log: ProblemLog) -> list[_Pair]:
+    imgs: dict[str, Path] = {}
+    for p in sorted(img_root.rglob("*")):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            k = _key(p, img_root)
+            if k in imgs:
+                log.add(
+                    f"image '{display_name(p, root)}'",
+                    f"a second image named {k} "
+                    f"(first {display_name(imgs[k], root)}); skipped, rename one of them",
+                )
+                continue
+            imgs[k] = p
+    masks: dict[str, Path] = {}
+    for p in sorted(mask_root.rglob("*")):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            if img_root.resolve() in p.resolve().parents:
+                continue  # --images inside the mask folder
+            k = _key(p, mask_root)
+            b = base_stem(Path(k).name)
+            if k not in imgs and b is not None:
+                k = (Path(k).parent / b).as_posix()
+            if k in masks:
+                log.add(
+                    f"mask '{display_name(p, root)}'",
+                    f"a second mask for image {k} "
+                    f"(first {display_name(masks[k], root)}); skipped, keep one of them",
+                )
+                continue
+            masks[k] = p
+    pairs = []
+    for k, img in imgs.items():
+        shown = display_name(img, root)
+        if k not in masks:
+            log.add(
+                f"image '{shown}'",
+                f"no mask for it in {display_name(mask_root, root)}/ (looked for "
+                f"{k}.png or {k}_mask.png); skipped, add its mask or remove the image",
+            )
+            continue
+        pairs.append(_Pair(img, masks.pop(k), shown))
+    for k, m in masks.items():
+        log.add(
+            f"mask '{display_name(m, root)}'",
+            f"no image named {k} in {display_name(img_root, root)}/; "
+            "skipped, add the image or rename the mask to its image's name",
+        )
+    return pairs
+
+
+def _pairs_beside(files: list[Path], root: Path, log: ProblemLog, single: bool = False) -> list[_Pair]:
+    imgs = {p.stem: p for p in files if base_stem(p.stem) is None}
+    masks = {base_stem(p.stem): p for p in files if base_stem(p.stem) is not None}
+    if single:
+        p = files[0]
+        b = base_stem(p.stem)
+        if b is not None:  # the mask itself was given: find its image
+            found = [q for q in sorted(root.glob(f"{b}.*")) if q.suffix.lower() in IMAGE_SUFFIXES]
+            imgs, masks = ({b: found[0]} if found else {}), {b: p}
+        else:
+            found = [
+                q
+                for q in sorted(root.glob(f"{p.stem}_mask*.*"))
+                if q.suffix.lower() in IMAGE_SUFFIXES and base_stem(q.stem) == p.stem
+            ]
+            imgs, masks = {p.stem: p}, ({p.stem: found[0]} if found else {})
+    pairs = []
+    for stem, img in sorted(imgs.items()):
+        shown = display_name(img, root) if not single else str(img)
+        if stem not in masks:
+            log.add(
+                f"image '{shown}'",
+                f"no mask beside it (looked for {stem}_mask.png); skipped, add its mask or remove the image",
+            )
+            continue
+        pairs.append(_Pair(img, masks.pop(stem), shown))
+    for stem, m in sorted(masks.items()):
+        log.add(
+            f"mask '{display_name(m, root) if not single else m}'",
+            f"no image {stem}.png beside it; skipped, add the image or rename the mask",
+        )
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading
+
+
+def page_count(path: Path) -> int:
+    """Number of pages of an image file (1 for everything but multi-page TIFF), 0 when it cannot be read."""
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return 1
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 0
+
+
+def read_mask(path: Path) -> list[np.ndarray] | None:
+    """The pages of a mask file as single-channel arrays (8- or 16-bit), ``None`` when it cannot be read.
+
+    A colour mask becomes one channel: its first channel when all are equal, else the maximum over them (any
+    colour is foreground).
+    """
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        ok, pages = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
+        if not ok or not pages:
+            return None
+    else:
+        page = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if page is None:
+            return None
+        pages = [page]
+    out = []
+    for p in pages:
+        if p.ndim == 3:
+            c = p[..., :3]
+            p = c[..., 0] if (c == c[..., :1]).all() else c.max(axis=2)
+        out.append(np.ascontiguousarray(p))
+    return out
+
+
+def _stack_frames(stack: Path, pages: list[np.ndarray], cache_dir: Path | None) -> list[Path]:
+    """Write a stack's pages once to the cache as PNG frames (keyed by the file's content) and list them."""
+    digest = hashlib.sha1()
+    with open(stack, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    folder = cache_dir if cache_dir is not None else default_cache_dir().parent / "stack-frames"
+    folder = folder / digest.hexdigest()[:16]
+    files = []
+    for i, page in enumerate(pages):
+        out = folder / f"{stack.stem}_{i:05d}.png"
+        if not out.is_file():
+            with atomic_path(out) as tmp:
+                if not cv2.imwrite(str(tmp), page):
+                    raise MaskrtError(f"cannot write frame {i} of {stack} to {out}; check the cache folder")
+        files.append(out)
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the importer
+
+
+def _one_channel(page: np.ndarray, kind: str, item: str, log: ProblemLog) -> np.ndarray | None:
+    """A mask page as one channel; a colour label or instance map is reported (its colours are not values)."""
+    if page.ndim == 3:
+        c = page[..., :3]
+        if (c == c[..., :1]).all():
+            page = c[..., 0]
+        elif kind == "binary":
+            page = c.max(axis=2)  # any colour is foreground
+        else:
+            log.add(
+                item,
+                f"the {kind} mask is in colour; skipped, save {kind} maps as one-channel 8- or "
+                "16-bit PNG or TIFF (each value a class or an instance)",
+            )
+            return None
+    if kind != "binary" and page.dtype.kind == "f":
+        page = np.rint(page).astype(np.int32)
+    return np.ascontiguousarray(page)
+
+
+def load_masks(
+    path: Path,
+    options: MaskOptions | None = None,
+    *,
+    images: Path | None = None,
+    shown: str | None = None,
+    decode_images: bool = False,
+    cache_dir: Path | None = None,
+) -> Dataset:
+    """Read image + mask pairs (or TIFF stacks) into a :class:`Dataset`, reporting and skipping bad pairs.
+
+    Args:
+        path: a folder with ``images/`` + ``masks/``, a folder of ``NAME`` + ``NAME_mask`` images, one image
+            or stack (its mask beside it), or, with ``images``, the folder of masks.
+        options: what the masks mean (default: binary, threshold at half the maximum, 8-connected, 4 px
+            minimum).
+        images: the folder of the images when ``path`` is the folder of their masks.
+        shown: how to name ``path`` in messages.
+        decode_images: decode every image to prove it is readable (default: read headers only).
+        cache_dir: where TIFF stack pages are written as PNG frames (default: the user cache).
+
+    Raises:
+        MaskrtError: an option is wrong, or ``path`` holds no image with a mask.
+    """
+    opts = (options or MaskOptions()).check()
+    kind = opts.resolved_kind()
+    log = ProblemLog(shown or path)
+    pairs = find_pairs(path, log, images)
+    if not pairs and not len(log):
+        raise MaskrtError(
+            f"{shown or path}: no image with a mask found; use images/ + masks/ folders with matching names, "
+            "or NAME_mask.png beside NAME.png"
+        )
+    values = sorted(opts.classes) if kind == "labels" and opts.classes else None
+    unknown: dict[int, list[str]] = {}
+    records: list[ImageRecord] = []
+
+    def add_frame(file: Path, w: int, h: int, page: np.ndarray, item: str, mask_name: str) -> None:
+        page1 = _one_channel(page, kind, item, log)
+        if page1 is None:
+            return
+        if page1.shape[:2] != (h, w):
+            log.add(
+                item,
+                f"its mask {mask_name} is {page1.shape[1]}x{page1.shape[0]} but the image is {w}x{h}; "
+                "skipped, save the mask at the image's size",
+            )
+            return
+        if values is not None:
+            for v in np.unique(page1):
+                if v > 0 and int(v) not in opts.classes:  # type: ignore[operator]
+                    unknown.setdefault(int(v), []).append(mask_name)
+        found = mask_instances(
+            page1,
+            kind,
+            threshold=opts.threshold,
+            connectivity=opts.connectivity,
+            min_area=opts.min_area,
+            values=values,
+            split=opts.split,
+            split_ratio=opts.split_ratio,
+        )
+        anns = [
+            Annotation(category=inst.value, rle=inst.rle, bbox=inst.bbox, source=f"{mask_name}: instance {k}")
+            for k, inst in enumerate(found)
+        ]
+        records.append(ImageRecord(file=file, width=w, height=h, annotations=anns, id=len(records)))
+
+    root = path if path.is_dir() else path.parent
+    for pair in pairs:
+        item = f"image '{pair.name}'"
+        mask_name = display_name(pair.mask, root)
+        n_img, n_mask = page_count(pair.image), page_count(pair.mask)
+        if n_img > 1 or n_mask > 1:
+            if n_img != n_mask:
+                log.add(
+                    item,
+                    f"the stack has {n_img} pages but its mask stack {mask_name} has {n_mask}; "
+                    "skipped, give both stacks the same frames",
+                )
+                continue
+            ok, pages = cv2.imreadmulti(str(pair.image), flags=cv2.IMREAD_UNCHANGED)
+            masks = read_mask(pair.mask)
+            if not ok or len(pages) != n_img or masks is None or len(masks) != n_img:
+                which = "image" if not ok or len(pages) != n_img else "mask"
+                bad = pair.image if which == "image" else pair.mask
+                log.add(
+                    item, f"{which} stack {bad} cannot be read completely (corrupt?); skipped, re-save it"
+                )
+                continue
+            frames = _stack_frames(pair.image, list(pages), cache_dir)
+            for i, (frame, page, mask) in enumerate(zip(frames, pages, masks, strict=True)):
+                add_frame(
+                    frame, page.shape[1], page.shape[0], mask, f"page {i} of {item}", f"{mask_name} page {i}"
+                )
+            continue
+        if n_mask == 0 or n_img == 0:
+            bad = pair.mask if n_mask == 0 else pair.image
+            log.add(item, f"{bad} cannot be read (corrupt or not an image); skipped")
+            continue
+        size = check_image(pair.image, None, item, log, decode=decode_images)
+        if size is None:
+            continue
+        masks = read_mask(pair.mask)
+        if masks is None:
+            log.add(
+                item, f"its mask {mask_name} cannot be read (corrupt or not an image); skipped, re-save it"
+            )
+            continue
+        add_frame(pair.image, size[0], size[1], masks[0], item, mask_name)
+
+    if kind == "labels":
+        if opts.classes:
+            order = list(opts.classes)
+            names = [opts.classes[v] for v in order]
+        else:
+            order = sorted({a.category for im in records for a in im.annotations})
+            names = [f"class {v}" for v in order]
+        index = {v: i for i, v in enumerate(order)}
+        for im in records:
+            for a in im.annotations:
+                a.category = index[a.category]
+        if unknown:
+            vals = sorted(unknown)
+            files = sorted({f for v in vals for f in unknown[v]})
+            given = ",".join(f"{v}={n}" for v, n in opts.classes.items())  # type: ignore[union-attr]
+            log.add(
+                None,
+                f"mask values {', '.join(map(str, vals))} (in {len(files)} masks, first {files[0]}) are "
+                f"not in --classes {given}; their pixels were ignored, name them in --classes to keep them",
+            )
+    else:
+        names = [opts.class_name]
+        for im in records:
+            for a in im.annotations:
+                a.category = 0
+    logger.info(
+        "%s: %d mask pairs, %d images, %d instances",
+        shown or path,
+        len(pairs),
+        len(records),
+        sum(len(r.annotations) for r in records),
+    )
+    return Dataset(classes=names, images=records, source=path, problems=log.messages)
