@@ -4,6 +4,10 @@ Images come out as float RGB ``(3, H, W)`` tensors in ``[0, 1]``; targets as tor
 dict: ``boxes`` (xyxy, float), ``labels`` (category + 1; 0 is background), ``masks`` (uint8
 ``(N, H, W)``), ``image_id``, ``area``, ``iscrowd``. Crowd regions are left out of training targets.
 
+An image that was readable at import but cannot be read when a sample is drawn (deleted, moved or
+overwritten since, perhaps inside a data-loader worker) does not stop training: it is logged once,
+counted in :attr:`MaskDataset.unreadable`, and the next readable image is drawn in its place.
+
 Example:
     >>> ds = MaskDataset(load_datasets(["data/train"]), max_size=512, augment=build_augment("default", 512))
     >>> image, target = ds[(0, 1234)]    # (index, augmentation seed) or a plain index
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,15 +26,23 @@ import numpy as np
 import torch
 
 from maskrt.errors import MaskrtError
+from maskrt.train.data.problems import summary_lines
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 
 log = logging.getLogger(__name__)
 
+PROBLEMS_SHOWN = 5  # import problems logged per dataset; `maskrt data check` lists them all
+
 Target = dict[str, torch.Tensor]
 
 
-def load_datasets(paths: Sequence[str | Path] | str | Path) -> Dataset:
-    """Load one or more datasets (any supported format; comma lists allowed) and merge them by class name."""
+def load_datasets(
+    paths: Sequence[str | Path] | str | Path, masks: dict[str, object] | None = None
+) -> Dataset:
+    """Load one or more datasets (any supported format; comma lists allowed) and merge them by class name.
+
+    ``masks`` are the mask-image importer's options (:class:`~maskrt.train.data.masks.MaskOptions` fields).
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     flat = [p.strip() for item in paths for p in str(item).split(",") if p.strip()]
@@ -37,20 +50,25 @@ def load_datasets(paths: Sequence[str | Path] | str | Path) -> Dataset:
         raise MaskrtError("no dataset path given; pass --data PATH (a COCO JSON, a folder, ...)")
     merged: Dataset | None = None
     for p in flat:
-        ds = _load_one(Path(p))
+        ds = _load_one(Path(p), masks)
         merged = ds if merged is None else merged.merged(ds)
     assert merged is not None
     return merged
 
 
-def _load_one(path: Path) -> Dataset:
+def _load_one(path: Path, masks: dict[str, object] | None = None) -> Dataset:
     if not path.exists():
         raise MaskrtError("dataset not found; check the path given to --data/--val", path=path)
     try:
         from maskrt.train.data import load_dataset  # type: ignore[attr-defined]
+        from maskrt.train.data.masks import MaskOptions
     except ImportError:  # the importer layer is optional here: fall back to plain COCO JSON
         return read_coco(path)
-    return load_dataset(path)
+    ds = load_dataset(path, mask_options=MaskOptions.from_dict(masks) if masks else None)
+    if int(os.environ.get("RANK", "0")) == 0:  # once under torchrun, not once per process
+        for line in summary_lines(ds.problems, path, PROBLEMS_SHOWN):
+            log.warning("%s", line)
+    return ds
 
 
 def read_coco(path: Path) -> Dataset:
@@ -147,13 +165,20 @@ class MaskDataset(torch.utils.data.Dataset):
         self.max_size = max_size
         self.augment = augment
         self.skip_crowd = skip_crowd
+        # one flag per image, in shared memory so that data-loader workers mark and see the same images
+        self._unreadable = torch.zeros(len(dataset.images), dtype=torch.uint8).share_memory_()
+
+    @property
+    def unreadable(self) -> list[Path]:
+        """Images that could not be read when drawn (in any worker); their samples were skipped."""
+        return [self.dataset.images[i].file for i in torch.nonzero(self._unreadable).flatten().tolist()]
 
     def __len__(self) -> int:
         return len(self.dataset.images)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, Target]:
         idx, seed = key if isinstance(key, tuple) else (key, None)
-        image, target = self.load(idx)
+        image, target = self._load_readable(idx)
         if self.augment is not None:
             if seed is None:
                 image, target = self.augment(image, target)
@@ -162,6 +187,30 @@ class MaskDataset(torch.utils.data.Dataset):
                     torch.manual_seed(seed)
                     image, target = self.augment(image, target)
         return image, target
+
+    def _load_readable(self, idx: int) -> tuple[torch.Tensor, Target]:
+        """Sample ``idx``, or the next readable one when its image cannot be read any more (logged once)."""
+        n = len(self)
+        for j in (k % n for k in range(idx, idx + n)):
+            if self._unreadable[j]:
+                continue
+            try:
+                return self.load(j)
+            except MaskrtError as exc:
+                if not self._unreadable[j]:  # another worker may have just marked it
+                    self._unreadable[j] = 1
+                    log.warning(
+                        "%s; it was readable at import (deleted or overwritten since?), so its samples are "
+                        "skipped from now on (%d of %d images skipped so far)",
+                        exc,
+                        int(self._unreadable.sum()),
+                        n,
+                    )
+        first = self.unreadable[0] if self.unreadable else "?"
+        raise MaskrtError(
+            f"none of the {n} images can be read any more (first: {first}); check that the dataset "
+            "folder was not moved or deleted, and run `maskrt data check` on it"
+        )
 
     def load(self, idx: int) -> tuple[torch.Tensor, Target]:
         """The un-augmented sample ``idx`` (resized to ``max_size`` when larger)."""

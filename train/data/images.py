@@ -1,9 +1,12 @@
-"""Find the image files an annotation file names, read their sizes cheaply, and check they are readable.
+"""Find the image files an annotation file names, prove each one decodes, and read its real size.
 
-Sizes come from the file header (PNG, JPEG with its EXIF orientation, GIF, BMP) without decoding the
-pixels, so checking a large dataset stays fast; other formats, and ``decode=True``, fall back to a full
-OpenCV decode. Images embedded in an annotation file (labelme ``imageData``, VIA ``base64_img_data``)
-are written once to a cache folder and used from there.
+Every image is decoded once, fully, with OpenCV when it is imported, so a file that would stop training
+later (truncated, corrupt, not an image) is skipped at import with a problem line instead. PNG and
+JPEG files are also checked for a cut-off end first: OpenCV 4 decodes a cut JPEG without complaint
+(the missing rows come out grey) and both libraries print to the terminal when they hit one. Nothing
+decoded is kept. Images embedded in an annotation file (labelme ``imageData``, VIA ``base64_img_data``)
+are written once to a cache folder and used from there. :func:`header_size` reads a size from the
+header alone, for callers that only need a size.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import struct
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from maskrt.atomic import atomic_path
 from maskrt.train.data.problems import ProblemLog
@@ -125,12 +129,65 @@ def _jpeg_size(f) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]
         f.seek(length - 2, 1)
 
 
-def decoded_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` after a full OpenCV decode, ``None`` when OpenCV cannot read the file."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    return int(img.shape[1]), int(img.shape[0])
+def _png_complete(data: bytes) -> bool:
+    """Whether a PNG's chunks all fit in the file up to its ``IEND`` (a cut-off file ends inside one)."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > n:
+            return False
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return True
+        pos = end
+    return False
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's end-of-image marker follows its first scan (a cut-off file has none).
+
+    Segments are walked up to the first scan (so a thumbnail in EXIF, which has its own end marker, is
+    skipped); inside scan data a 0xFF byte is always followed by 0x00 or a restart marker, so the first
+    ``FF D9`` after it is the real end, whatever is appended after that (motion photos append a video).
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return True  # not laid out as expected: leave the verdict to the decoder
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", pos + 2 + length) != -1
+        pos += 2 + length
+    return False  # cut before the first scan
+
+
+def decode_problem(path: Path) -> tuple[tuple[int, int] | None, str]:
+    """Decode ``path`` fully once: ``((width, height), "")``, or ``(None, why)`` when it cannot be trained on.
+
+    The size is the one OpenCV decodes (EXIF orientation applied), which is what training sees.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot be opened ({exc.strerror or exc})"
+    if not data:
+        return None, "is empty (0 bytes)"
+    cut = (data.startswith(b"\x89PNG\r\n\x1a\n") and not _png_complete(data)) or (
+        data.startswith(b"\xff\xd8") and not _jpeg_complete(data)
+    )
+    if cut:
+        return None, f"is truncated (its data stops after {len(data)} bytes)"
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        return None, "cannot be read (corrupt or not an image)"
+    return (int(img.shape[1]), int(img.shape[0])), ""
 
 
 def check_image(
@@ -139,15 +196,18 @@ def check_image(
     item: str,
     log: ProblemLog,
     *,
-    decode: bool = False,
+    decode: bool = True,
 ) -> tuple[int, int] | None:
     """The image's real ``(width, height)``, or ``None`` (reported) when it is unreadable.
 
-    A size that differs from the one the annotation file declares is reported; the real size wins.
+    Every image is decoded fully (``decode`` is accepted for older callers and has no effect): a
+    header can look fine on a file that would stop training when its pixels are read. A size that
+    differs from the one the annotation file declares is reported; the real size wins.
     """
-    size = decoded_size(path) if decode else (header_size(path) or decoded_size(path))
-    if size is None or size[0] <= 0 or size[1] <= 0:
-        log.add(item, f"image file {path} cannot be read (corrupt or not an image); skipped")
+    del decode
+    size, why = decode_problem(path)
+    if size is None:
+        log.add(item, f"image file {path} {why}; skipped (re-copy or re-export the image)")
         return None
     if declared is not None and tuple(declared) != tuple(size):
         log.add(

@@ -46,3 +46,16 @@ def display_name(path: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+def summary_lines(problems: list[str], name: str | Path, limit: int = 5) -> list[str]:
+    """A count line and the first ``limit`` problems, for commands that go on with what is usable.
+
+    ``maskrt train`` and ``maskrt eval`` log these; ``maskrt data check NAME`` lists them all.
+    """
+    if not problems:
+        return []
+    n = len(problems)
+    more = f" (first {limit} below; `maskrt data check {name}` lists all)" if n > limit else ""
+    head = f"{name}: {n} problem{'s' if n != 1 else ''} on import, each fixed or skipped as it says{more}"
+    return [head] + [f"  {p}" for p in problems[:limit]]

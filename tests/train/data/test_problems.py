@@ -188,14 +188,15 @@ def test_unreadable_image(tmp_path: Path) -> None:
     good_ids_survive(ds)
 
 
-def test_truncated_image_is_found_when_decoding(tmp_path: Path) -> None:
+def test_truncated_image_is_found_with_or_without_decode_images(tmp_path: Path) -> None:
     write(tmp_path, good_coco())
     _, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8))
     (tmp_path / "b.png").write_bytes(buf.tobytes()[:200])  # header intact, pixels cut off
-    assert load_dataset(tmp_path).problems == []  # headers only: looks fine
-    ds = load_dataset(tmp_path, decode_images=True)
-    assert [p.split(": ")[1] for p in ds.problems] == ["image 'b.png'"] * 2
-    assert ds.num_instances == 2
+    for decode in (False, True):  # every image is decoded at import: a good header is not enough
+        ds = load_dataset(tmp_path, decode_images=decode)
+        assert [p.split(": ")[1] for p in ds.problems] == ["image 'b.png'"] * 2
+        assert "is truncated (its data stops after 200 bytes); skipped" in ds.problems[0]
+        assert ds.num_instances == 2
 
 
 def test_image_size_disagreeing_with_the_json_uses_the_real_size(tmp_path: Path) -> None:
