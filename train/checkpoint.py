@@ -52,15 +52,17 @@ _REFUSED = (
 )
 
 
-def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
     """Read a ``.pt`` without running code from it; :class:`MaskrtError` when it is unsafe, corrupt or missing.
+
+    ``what`` names the file's role in the messages ("checkpoint", "weights").
 
     Example:
         >>> ckpt = safe_load("runs/mine/last.pt")  # a dict of tensors, numbers, strings, lists
     """
     path = Path(path)
     if not path.is_file():
-        raise MaskrtError("checkpoint not found; pass the path of a .pt file written by `maskrt train`", path=path)
+        raise MaskrtError(f"{what} not found; pass the path of a .pt file written by `maskrt train`", path=path)
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(SAFE_GLOBALS):
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the file is refused anyway
@@ -70,13 +72,13 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
         with open(path, "rb") as f:
             pickled = f.read(1) == b"\x80"  # pickle's PROTO opcode: a plain pickle, not torch's zip
         if not found and not pickled:
-            raise MaskrtError("cannot read checkpoint (not a PyTorch file); is it a .pt written by torch.save?",
+            raise MaskrtError(f"cannot read {what} (not a PyTorch file); is it a .pt written by torch.save?",
                               path=path) from None
-        what = f"it would build {found.group(1)}" if found else "a plain pickle, not a PyTorch checkpoint"
-        raise MaskrtError(_REFUSED.format(what=what), path=path) from None
+        why = f"it would build {found.group(1)}" if found else "a plain pickle, not a PyTorch checkpoint"
+        raise MaskrtError(_REFUSED.format(what=why), path=path) from None
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise MaskrtError(
-            f"cannot read checkpoint ({type(exc).__name__}); is the file complete?", path=path
+            f"cannot read {what} ({type(exc).__name__}); is the file complete?", path=path
         ) from exc
 
 

@@ -39,7 +39,7 @@ def read_weights(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelReci
         raise MaskrtError(
             "weights file not found; pass none, imagenet, coco, bubbles-lite or a .pt path", path=path
         )
-    obj = safe_load(path)  # never runs code from the file; unsafe content is refused
+    obj = safe_load(path, what="weights")  # never runs code from the file; unsafe content is refused
     recipe = None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         if "recipe" in obj:
