@@ -28,12 +28,21 @@ def synth(
     frames_dir: Path | None = typer.Option(
         None, "--frames-dir", help="Video: also write every frame as a PNG into this folder (image-sequence source)."
     ),
+    regime: str = typer.Option(
+        "both", "--regime", help="Dataset, boiling-bottom images: isolated (small bubbles), dense (merging patches) or both."
+    ),
+    bottom_style: str = typer.Option(
+        "realistic", "--bottom-style", help="Dataset, boiling-bottom images: realistic (matched to real frames) or classic."
+    ),
 ) -> None:
     """Generate synthetic scenes with exact instance masks: the built-in default dataset.
 
     A dataset: `maskrt synth data-out/synth --images 500 --scene mixed --seed 0`
 
     A video with per-frame ground truth: `maskrt synth --video demo-out/boiling.mp4 --frames 300`
+
+    Real-looking bottom-view frames at their real size: `maskrt synth out --scene boiling-bottom --size 256
+    --regime dense` (grey; instances are connected components of the vapour, holes kept)
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -65,7 +74,8 @@ def synth(
         task = bar.add_task("rendering images", total=images)
         ann = generate_dataset(
             out, images=images, size=size, scene=scene, seed=seed, min_area=min_area, image_format=image_format,
-            progress=lambda done, total: bar.update(task, completed=done), workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done), workers=workers, regime=regime,
+            style=bottom_style,
         )
     import json
 

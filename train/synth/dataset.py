@@ -18,7 +18,16 @@ import numpy as np
 from maskrt.atomic import write_text
 from maskrt.errors import MaskrtError
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
-from maskrt.train.synth.scenes import CLASSES, SCENE_NAMES, SCENES, Rendered, pick_scene, render_scene
+from maskrt.train.synth.bottom import REGIMES
+from maskrt.train.synth.scenes import (
+    BOTTOM_STYLES,
+    CLASSES,
+    SCENE_NAMES,
+    Rendered,
+    build_scene,
+    pick_scene,
+    render_scene,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +42,13 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 _Written = tuple[str, Path, list[tuple[str, dict[str, Any], tuple[float, float, float, float]]]]
+_Job = tuple[int, Path, int, str, int, int, str, str, str]
 
 
-def _render_and_write(job: tuple[int, Path, int, str, int, int, str]) -> _Written:
+def _render_and_write(job: _Job) -> _Written:
     """Render image ``i`` and write it; return its scene, file and instances (runs in worker processes too)."""
-    i, out, size, scene, seed, min_area, image_format = job
-    name, res = render_image(i, size, scene, seed, min_area)
+    i, out, size, scene, seed, min_area, image_format, regime, style = job
+    name, res = render_image(i, size, scene, seed, min_area, regime=regime, style=style)
     file = out / f"{i:06d}.{image_format}"
     params = [cv2.IMWRITE_JPEG_QUALITY, res.jpeg_quality] if image_format == "jpg" else []
     ok, buf = cv2.imencode(f".{image_format}", res.image, params)
@@ -60,11 +70,26 @@ def check_options(scene: str, size: int, count: int, what: str = "--images", see
         raise MaskrtError(f"synth: {what} {count} must be at least 1")
 
 
-def render_image(index: int, size: int = 512, scene: str = "mixed", seed: int = 0, min_area: int = 8) -> tuple[str, Rendered]:
-    """Render image number ``index`` of the dataset for ``seed`` (independent of the others): ``(scene, result)``."""
+def check_bottom_options(regime: str, style: str) -> None:
+    """Raise :class:`MaskrtError` for a ``boiling-bottom`` regime or style a user got wrong."""
+    if regime not in REGIMES:
+        raise MaskrtError(f"synth: unknown --regime {regime!r}; use one of {', '.join(REGIMES)}")
+    if style not in BOTTOM_STYLES:
+        raise MaskrtError(f"synth: unknown --bottom-style {style!r}; use one of {', '.join(BOTTOM_STYLES)}")
+
+
+def render_image(
+    index: int, size: int = 512, scene: str = "mixed", seed: int = 0, min_area: int = 8, regime: str = "both",
+    style: str = "realistic",
+) -> tuple[str, Rendered]:
+    """Render image number ``index`` of the dataset for ``seed`` (independent of the others): ``(scene, result)``.
+
+    ``regime`` (``both``, ``isolated``, ``dense``) and ``style`` (``realistic``, ``classic``) shape the
+    ``boiling-bottom`` images only; the other scenes do not depend on them.
+    """
     rng = np.random.default_rng([int(seed), int(index)])
     name = pick_scene(scene, rng)
-    return name, render_scene(SCENES[name](rng, size), rng, min_area=min_area)
+    return name, render_scene(build_scene(name, rng, size, regime, style), rng, min_area=min_area)
 
 
 def generate_dataset(
@@ -77,6 +102,8 @@ def generate_dataset(
     image_format: str = "jpg",
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    regime: str = "both",
+    style: str = "realistic",
 ) -> Path:
     """Generate a synthetic instance-segmentation dataset in COCO format, the project's built-in default data.
 
@@ -95,6 +122,9 @@ def generate_dataset(
         image_format: ``jpg`` (with the camera's random JPEG quality, i.e. real compression artefacts) or ``png``.
         progress: called as ``progress(done, total)`` after each image.
         workers: processes rendering in parallel (the output does not depend on it).
+        regime: ``boiling-bottom`` images: ``isolated`` bubbles, ``dense`` boiling, or ``both`` (at random).
+        style: ``boiling-bottom`` images: ``realistic`` (matched to real frames; instances are connected
+            components of the vapour, holes kept) or ``classic`` (the earlier look).
 
     Returns:
         Path of the written ``annotations.json``.
@@ -105,13 +135,14 @@ def generate_dataset(
         {'bubble': ..., 'droplet': ...}
     """
     check_options(scene, size, images, seed=seed)
+    check_bottom_options(regime, style)
     if image_format not in ("jpg", "png"):
         raise MaskrtError(f"synth: image format {image_format!r} is not supported; use jpg or png")
     if workers < 1:
         raise MaskrtError(f"synth: --workers {workers} must be at least 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(i, out, size, scene, seed, min_area, image_format) for i in range(images)]
+    jobs: list[_Job] = [(i, out, size, scene, seed, min_area, image_format, regime, style) for i in range(images)]
     if workers == 1 or images < 2 * workers:
         results: Iterator[_Written] = map(_render_and_write, jobs)
         pool = None
@@ -140,6 +171,8 @@ def generate_dataset(
         "seed": int(seed),
         "size": int(size),
         "min_area": int(min_area),
+        "regime": regime,
+        "bottom_style": style,
         "images_per_scene": dict(sorted(Counter(scenes_used).items())),
     }
     path = out / ANNOTATIONS

@@ -2,7 +2,9 @@
 
 A scene function returns a :class:`Scene` (grey float background, ordered objects, camera strength); it
 draws nothing itself. :func:`render_scene` draws it with :class:`~maskrt.train.synth.render.Canvas`
-and records it with a random camera. Sizes are tuned at 512 px and scale with the image.
+and records it with a random camera. Sizes are tuned at 512 px and scale with the image. The realistic
+``boiling-bottom`` scene is the exception: a vapour phase map (:mod:`~maskrt.train.synth.bottom`), whose
+instances are the connected components of the vapour, tuned at 256 px against real frames.
 
 Classes: ``bubble`` (boiling side and bottom views, Taylor bubbles) and ``droplet`` (condensation).
 """
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskrt.train.synth import shapes
+from maskrt.train.synth import bottom, shapes
 from maskrt.train.synth.effects import apply_camera, sample_camera
 from maskrt.train.synth.render import Canvas, Instance, SceneObject, Shading
 from maskrt.train.synth.taylor import taylor
@@ -32,6 +34,7 @@ class Scene:
     objects: list[SceneObject]
     light_strength: float = 1.0
     colour: float = 0.25
+    phase: bottom.PhaseScene | None = None  # a vapour phase map with its own camera, drawn instead of objects
 
 
 def _backlit_bubble(
@@ -145,8 +148,30 @@ def boiling_side(rng: np.random.Generator, size: int) -> Scene:
     return Scene(background, objs)
 
 
-def boiling_bottom(rng: np.random.Generator, size: int) -> Scene:
-    """Bottom view through a transparent heater: bright vapour patches of many sizes on a dark textured floor."""
+BOTTOM_STYLES = ("realistic", "classic")
+
+
+def boiling_bottom(rng: np.random.Generator, size: int, regime: str = "both", style: str = "realistic") -> Scene:
+    """Bottom view through a transparent heater: bright vapour on a grey floor.
+
+    Args:
+        rng: random source.
+        size: square image side in pixels.
+        regime: ``isolated`` (small separate bubbles), ``dense`` (merging patches with liquid islands) or
+            ``both`` (one of them at random); realistic style only.
+        style: ``realistic`` (matched to real frames, instances = connected components of the vapour) or
+            ``classic`` (the earlier look: one instance per drawn patch, patches occluding each other).
+    """
+    if style not in BOTTOM_STYLES:
+        raise ValueError(f"unknown boiling-bottom style {style!r}; use one of {BOTTOM_STYLES}")
+    if style == "realistic":
+        ph = bottom.phase_scene(rng, size, regime)
+        return Scene(ph.liquid, [], colour=0.0, phase=ph)
+    return _boiling_bottom_classic(rng, size)
+
+
+def _boiling_bottom_classic(rng: np.random.Generator, size: int) -> Scene:
+    """The earlier bottom view: bright vapour patches of many sizes on a dark textured floor."""
     s = size / 512.0
     bg = rng.uniform(35, 110)
     background = rough_surface(rng, size, size, bg)
@@ -263,8 +288,18 @@ class Rendered:
     jpeg_quality: int
 
 
+def build_scene(name: str, rng: np.random.Generator, size: int, regime: str = "both", style: str = "realistic") -> Scene:
+    """Scene ``name`` (a concrete one, not ``mixed``); ``regime`` and ``style`` apply to ``boiling-bottom`` only."""
+    if name == "boiling-bottom":
+        return boiling_bottom(rng, size, regime=regime, style=style)
+    return SCENES[name](rng, size)
+
+
 def render_scene(scene: Scene, rng: np.random.Generator, min_area: int = 8) -> Rendered:
-    """Draw ``scene`` and record it with a random camera."""
+    """Draw ``scene`` and record it with a random camera (a phase scene with its own)."""
+    if scene.phase is not None:
+        image, instances = bottom.render_phase(scene.phase, rng, min_area)
+        return Rendered(image, instances, scene.phase.jpeg_quality)
     h, w = scene.background.shape
     canvas = Canvas(scene.background)
     for obj in scene.objects:
@@ -273,4 +308,6 @@ def render_scene(scene: Scene, rng: np.random.Generator, min_area: int = 8) -> R
     return Rendered(apply_camera(canvas.image, cam, rng), canvas.instances(min_area), cam.jpeg_quality)
 
 
-__all__ = ["CLASSES", "SCENES", "SCENE_NAMES", "Rendered", "Scene", "pick_scene", "render_scene"]
+__all__ = [
+    "BOTTOM_STYLES", "CLASSES", "SCENES", "SCENE_NAMES", "Rendered", "Scene", "build_scene", "pick_scene", "render_scene",
+]
