@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from maskrt.errors import MaskrtError
+from maskrt.lock import FolderLock
 from maskrt.train import engine
 from maskrt.train.checkpoint import load_checkpoint, save_checkpoint
 from maskrt.train.curves import MetricsLog, plot_curves
@@ -209,10 +211,20 @@ def train(config: TrainConfig) -> TrainResult:
     Writes ``last.pt`` every ``save_every`` iterations and at the end, ``best.pt`` whenever validation
     mask AP improves, ``metrics.jsonl`` and ``curves.png`` under ``config.out``.
 
+    Only one run at a time may use ``config.out``: a second one is refused with a message naming the first
+    (a lock on the folder, freed when the process ends, however it ends).
+
     Raises:
-        MaskrtError: bad data, options or weights; a non-finite loss.
+        MaskrtError: bad data, options or weights; a non-finite loss; ``config.out`` in use by another run.
     """
     t_start = time.perf_counter()
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the run folder, so it locks
+        return _train(config, t_start)
+    with FolderLock(config.out, what="training run", option="--out"):
+        return _train(config, t_start)
+
+
+def _train(config: TrainConfig, t_start: float) -> TrainResult:
     cfg = config
     out = Path(cfg.out)
     resume_ckpt: dict[str, Any] | None = None
