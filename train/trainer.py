@@ -67,6 +67,7 @@ class TrainConfig:
     log_every: int = 10
     deterministic: bool = False
     progress: bool = True
+    masks: dict[str, Any] = field(default_factory=dict)  # mask-image options (MaskOptions.as_dict)
 
     def default_lr(self) -> float:
         return self.lr if self.lr is not None else (0.02 if self.optimizer == "sgd" else 1e-3)
@@ -129,14 +130,14 @@ def _merge_resume(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
 def _datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     from maskrt.train.dataset import align_classes, load_datasets
 
-    train_ds = load_datasets(cfg.data)
+    train_ds = load_datasets(cfg.data, masks=cfg.masks)
     if not train_ds.images:
         raise MaskrtError(
             "the training dataset has no usable images; run `maskrt data check` on it", path=str(cfg.data[0])
         )
     val_ds = None
     if cfg.val:
-        val_ds = align_classes(load_datasets(cfg.val), train_ds.classes)
+        val_ds = align_classes(load_datasets(cfg.val, masks=cfg.masks), train_ds.classes)
     elif cfg.val_split > 0 and len(train_ds.images) > 1:
         train_ds, val_ds = train_ds.split(cfg.val_split, seed=cfg.seed)
     return train_ds, val_ds

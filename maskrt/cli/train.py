@@ -7,6 +7,16 @@ from pathlib import Path
 import typer
 
 from maskrt.cli.app import app
+from maskrt.cli.data import (
+    CLASS_NAME_HELP,
+    CLASSES_HELP,
+    CONNECTIVITY_HELP,
+    MASK_KIND_HELP,
+    MIN_AREA_HELP,
+    SPLIT_HELP,
+    THRESHOLD_HELP,
+    mask_options,
+)
 from maskrt.errors import MaskrtError
 
 
@@ -68,6 +78,13 @@ def train(
         False, "--deterministic", help="Deterministic cuDNN kernels (slower)."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
+    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
+    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
+    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
+    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
+    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
+    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
+    split_touching: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
     from maskrt.paths import check_writable, refuse_overwriting_inputs
@@ -105,6 +122,7 @@ def train(
         eval_every=eval_every,
         deterministic=deterministic,
         progress=not no_progress,
+        masks=mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split_touching),
     )
     result = run_training(cfg)
     import os

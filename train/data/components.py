@@ -156,34 +156,54 @@ def _neighbour_pairs(markers: np.ndarray, connectivity: int) -> list[tuple[np.nd
     return out
 
 
+def _flood(fg: np.ndarray, dist: np.ndarray, step: float = 0.5) -> tuple[np.ndarray, int]:
+    """Watershed by immersion on ``-dist``: each new maximum seeds a region, regions grow level by level.
+
+    ``cv2.watershed`` floods on colour differences between neighbours, not on a relief, so it cannot follow
+    a distance map; this does. At each level the pixels joined to a region go to the nearest labelled pixel
+    (so two fronts meet halfway), and the pixels no region reaches are new maxima: new seeds.
+    """
+    labels = np.zeros(fg.shape, np.int32)
+    kernel = np.ones((3, 3), np.uint8)
+    n = 0
+    for lv in np.unique(np.floor(dist[fg] / step))[::-1]:
+        free = fg & (dist >= lv * step) & (labels == 0)
+        if not free.any():
+            continue
+        if n:
+            k, parts = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
+            near = free & (cv2.dilate((labels > 0).astype(np.uint8), kernel) > 0)
+            grow = np.isin(parts, np.unique(parts[near])) & free
+            if grow.any():
+                empty = (labels == 0).astype(np.uint8)  # zeros of this image: the labelled pixels
+                _, idx = cv2.distanceTransformWithLabels(empty, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+                lut = np.zeros(int(idx.max()) + 1, np.int32)
+                lut[idx[empty == 0]] = labels[empty == 0]
+                labels[grow] = lut[idx[grow]]
+                free &= ~grow
+        if free.any():
+            k, seeds = cv2.connectedComponents(free.astype(np.uint8), connectivity=8)
+            labels[free] = seeds[free] + n
+            n += k - 1
+    return labels, n
+
+
 def split_touching(fg: np.ndarray, ratio: float = 0.7, connectivity: int = 8) -> np.ndarray:
     """Label image of ``fg`` with touching blobs separated by a distance-transform watershed.
 
-    Every local maximum of the distance to the background seeds a region (``cv2.watershed``); two neighbouring
-    regions are merged back when the distance at their neck is at least ``ratio`` times the smaller region's
-    peak, i.e. when there is no real neck between them. Blobs with one peak come out as their own component.
+    Every maximum of the distance to the background seeds a region (watershed by immersion); two
+    neighbouring regions are merged back when the distance at their neck is at least ``ratio`` times the
+    smaller region's peak, i.e. when there is no real neck between them. A blob with one peak stays whole.
     """
     fg = fg.astype(bool)
     fg8 = fg.astype(np.uint8)
-    dist = cv2.distanceTransform(fg8, cv2.DIST_L2, 5)
-    peaks = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & fg
-    n_seeds, seeds = cv2.connectedComponents(peaks.astype(np.uint8), connectivity=8)
     n_comp, comps = cv2.connectedComponents(fg8, connectivity=connectivity)
-    if n_seeds <= n_comp:
-        return comps.astype(np.int32)  # one seed per blob: nothing to split
-    markers = seeds.astype(np.int32)
-    markers[~fg] = n_seeds  # the background is one more basin, so no region crosses it
-    relief = cv2.normalize(-dist, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    cv2.watershed(cv2.cvtColor(relief, cv2.COLOR_GRAY2BGR), markers)
-    markers[~fg] = 0
-    for _ in range(3):  # watershed lines (-1) inside the foreground join a neighbouring region
-        line = markers < 0
-        if not line.any():
-            break
-        grown = cv2.dilate(np.where(line, 0, markers).astype(np.float32), np.ones((3, 3), np.uint8))
-        markers[line] = np.where(grown[line] > 0, grown[line], -1).astype(np.int32)
-    markers[markers < 0] = 0
-    markers[~fg] = 0
+    if n_comp <= 1:
+        return comps.astype(np.int32)
+    dist = cv2.distanceTransform(fg8, cv2.DIST_L2, 5)
+    markers, n_seeds = _flood(fg, dist)
+    if n_seeds <= n_comp - 1:
+        return comps.astype(np.int32)  # one region per blob: nothing to split
     peak = np.zeros(n_seeds + 1, dtype=np.float64)
     np.maximum.at(peak, markers[fg], dist[fg])
     keys_all, depth_all = [], []
@@ -216,18 +236,11 @@ def split_touching(fg: np.ndarray, ratio: float = 0.7, connectivity: int = 8) ->
                 keep, gone = (rp, rq) if peak[rp] >= peak[rq] else (rq, rp)
                 parent[gone] = keep
     roots = np.array([find(i) for i in range(n_seeds + 1)], dtype=np.int32)
-    merged = roots[markers]
-    merged[~fg] = 0
-    # renumber 1..K, and give each blob's pixels left unlabelled (if any) their component's own label
-    uniq, inv = np.unique(merged, return_inverse=True)
-    merged = inv.reshape(merged.shape).astype(np.int32) - (1 if uniq[0] == 0 else 0)
-    lost = fg & (merged <= 0)
-    if lost.any():
-        merged[lost] = comps[lost] + merged.max()
-        uniq, inv = np.unique(merged, return_inverse=True)
-        merged = inv.reshape(merged.shape).astype(np.int32) - (1 if uniq[0] == 0 else 0)
-    merged[~fg] = 0
-    return merged
+    # a region never spans two blobs (growth is 8-connected, blobs may be 4-connected); renumber 1..K
+    key = roots[markers].astype(np.int64) * n_comp + comps
+    key[~fg] = 0
+    uniq, inv = np.unique(key, return_inverse=True)
+    return (inv.reshape(key.shape) + (0 if uniq[0] == 0 else 1)).astype(np.int32)
 
 
 def _instances(
