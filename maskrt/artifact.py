@@ -17,13 +17,17 @@ Graph outputs (all of fixed shape; ``D = max_det``, ``M = mask_size``)
     ``num_dets`` int32   ``[B]``        number of valid rows (the first ``num_dets`` of each)
 
 Metadata (ONNX ``metadata_props``; beside an engine in ``<engine>.json``), all values strings,
-JSON-encoded where not plain text: see :data:`REQUIRED_KEYS`.
+JSON-encoded where not plain text: see :data:`REQUIRED_KEYS`. Every reader decodes them with
+:meth:`ArtifactMeta.from_props`, which checks each key's type and range (:data:`FIELD_RULES`) and answers a
+wrong one with a :class:`MaskrtError` naming the model file, the key and what it should be.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +71,133 @@ REQUIRED_KEYS = (
 )
 
 
+class _Bad(ValueError):
+    """A metadata value of the wrong type or out of range (turned into a MaskrtError naming the key)."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad
+    return v
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad
+    return v
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise _Bad
+        return str(v)
+
+    return check
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if not _is_int(v) or not lo <= v <= hi:
+            raise _Bad
+        return int(v)
+
+    return check
+
+
+def _unit(v: Any) -> float:
+    if not _is_number(v) or not 0.0 <= v <= 1.0:
+        raise _Bad
+    return float(v)
+
+
+def _rgb(positive: bool) -> Callable[[Any], tuple[float, float, float]]:
+    def check(v: Any) -> tuple[float, float, float]:
+        if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_is_number(x) for x in v):
+            raise _Bad
+        if any((x <= 0.0) if positive else not 0.0 <= x <= 1.0 for x in v):
+            raise _Bad
+        return (float(v[0]), float(v[1]), float(v[2]))
+
+    return check
+
+
+def _input_size(v: Any) -> tuple[int, int]:
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_int(x) and 0 < x <= MAX_SIDE for x in v):
+        raise _Bad
+    return (int(v[0]), int(v[1]))
+
+
+def _class_names(v: Any) -> list[str]:
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(c, str) and c.strip() for c in v):
+        raise _Bad
+    if len(set(v)) != len(v):
+        raise _Bad
+    return list(v)
+
+
+def _metrics(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _Bad
+    return dict(v)
+
+
+MAX_SIDE = 16384
+"""Largest input side (pixels) the contract accepts: larger is a corrupt value, not a model."""
+
+FIELD_RULES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "format_version": (f"the integer {FORMAT_VERSION}", _int_in(FORMAT_VERSION, FORMAT_VERSION)),
+    "maskrt_version": ("a string", _text),
+    "arch": ("a non-empty string (the model preset)", _name),
+    "class_names": ("a non-empty JSON list of distinct, non-empty class names (strings)", _class_names),
+    "input_size": (f"a JSON list [H, W] of two integers in 1..{MAX_SIDE}", _input_size),
+    "batch_size": ("an integer in 1..4096", _int_in(1, 4096)),
+    "input_layout": ('"NHWC"', _choice("NHWC")),
+    "channel_order": ('"BGR"', _choice("BGR")),
+    "resize": ('"letterbox"', _choice("letterbox")),
+    "letterbox_align": ('"top-left"', _choice("top-left")),
+    "pad_value": ("an integer in 0..255", _int_in(0, 255)),
+    "mean": ("a JSON list of three numbers in [0, 1]", _rgb(positive=False)),
+    "std": ("a JSON list of three positive numbers", _rgb(positive=True)),
+    "mask_size": ("an integer in 1..1024", _int_in(1, 1024)),
+    "max_det": ("an integer in 1..100000", _int_in(1, 100_000)),
+    "score_threshold": ("a number in [0, 1]", _unit),
+    "mask_threshold": ("a number in [0, 1]", _unit),
+    "precision": ('"fp32" or "fp16"', _choice("fp32", "fp16")),
+    "metrics": ("a JSON object", _metrics),
+}
+"""Per metadata key: what it must be (in words, for the message) and the check that returns its value."""
+
+TEXT_KEYS = frozenset({"maskrt_version", "arch", "input_layout", "channel_order", "resize", "letterbox_align",
+                       "precision"})
+"""Keys stored as plain text; every other key is JSON-encoded."""
+
+
+def check_field(key: str, value: Any, source: str | Path = "model") -> Any:
+    """``value`` of metadata ``key`` checked and normalised; a :class:`MaskrtError` naming ``source`` and the key."""
+    expected, check = FIELD_RULES[key]
+    try:
+        return check(value)
+    except _Bad:
+        try:
+            shown = repr(value[:40]) if isinstance(value, str) else json.dumps(value, default=str)[:40]
+        except (ValueError, RecursionError):
+            shown = "?"
+        raise MaskrtError(
+            f"metadata key {KEY_PREFIX}{key} is {shown} ({type(value).__name__}), expected {expected}; "
+            "re-export the model with `maskrt export`",
+            path=source,
+        ) from None
+
+
 @dataclass(frozen=True)
 class ArtifactMeta:
     """Everything the runtime needs to know about a model, read from the artifact itself."""
@@ -91,6 +222,11 @@ class ArtifactMeta:
     resize: str = "letterbox"
     letterbox_align: str = "top-left"
 
+    def __post_init__(self) -> None:
+        """Every field checked against :data:`FIELD_RULES` (the exporter builds metadata through here too)."""
+        for f in fields(self):
+            object.__setattr__(self, f.name, check_field(f.name, getattr(self, f.name), "artifact metadata"))
+
     def to_props(self) -> dict[str, str]:
         """Encode as string key/value pairs (ONNX ``metadata_props``), keys prefixed ``maskrt.``."""
         from maskrt import __version__
@@ -104,21 +240,32 @@ class ArtifactMeta:
         return out
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str | Path = "model") -> ArtifactMeta:
-        """Decode and validate metadata; raise :class:`MaskrtError` naming what is wrong and the fix."""
-        values = {k[len(KEY_PREFIX) :]: v for k, v in props.items() if k.startswith(KEY_PREFIX)}
+    def from_props(cls, props: Mapping[str, str], source: str | Path = "model") -> ArtifactMeta:
+        """Decode and validate metadata; raise :class:`MaskrtError` naming the file, the key and the fix.
+
+        The one reader of the contract's metadata: the runtime backends, ``maskrt bench`` and the exporter
+        all come through here, so a wrong-typed value is refused the same way everywhere.
+        """
+        if not isinstance(props, Mapping):
+            raise MaskrtError("model metadata is not a set of key/value pairs; re-export it with `maskrt export`",
+                              path=source)
+        values = {k[len(KEY_PREFIX) :]: v for k, v in props.items() if isinstance(k, str) and k.startswith(KEY_PREFIX)}
         if not values:
             raise MaskrtError(
                 "no maskrt metadata in this model; export a maskrt checkpoint with `maskrt export CHECKPOINT`",
                 path=source,
             )
-        try:
-            version = int(values.get("format_version", "-1"))
-        except ValueError:
-            version = -1
-        if version != FORMAT_VERSION:
+        not_text = sorted(k for k, v in values.items() if k in FIELD_RULES and not isinstance(v, str))
+        if not_text:
             raise MaskrtError(
-                f"model artifact format version {values.get('format_version')!r}, this maskrt reads version "
+                f"metadata key {KEY_PREFIX}{not_text[0]} is not a string (metadata values are text, JSON where "
+                "not plain text); re-export the model with `maskrt export`",
+                path=source,
+            )
+        version = values.get("format_version")
+        if not isinstance(version, str) or version.strip() != str(FORMAT_VERSION):
+            raise MaskrtError(
+                f"model artifact format version {version!r}, this maskrt reads version "
                 f"{FORMAT_VERSION}; re-export the checkpoint with this maskrt (`maskrt export`)",
                 path=source,
             )
@@ -127,34 +274,22 @@ class ArtifactMeta:
             raise MaskrtError(
                 f"model metadata lacks {', '.join(missing)}; re-export it with `maskrt export`", path=source
             )
-        text_keys = {"maskrt_version", "arch", "input_layout", "channel_order", "resize", "letterbox_align",
-                     "precision"}
         kwargs: dict[str, Any] = {}
         for key in REQUIRED_KEYS:
             raw = values[key]
-            if key in text_keys:
-                kwargs[key] = raw
-                continue
-            try:
-                kwargs[key] = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise MaskrtError(
-                    f"metadata key maskrt.{key} is not valid JSON ({raw[:40]!r}); re-export the model",
-                    path=source,
-                ) from exc
-        kwargs["input_size"] = tuple(int(v) for v in kwargs["input_size"])
-        kwargs["mean"] = tuple(float(v) for v in kwargs["mean"])
-        kwargs["std"] = tuple(float(v) for v in kwargs["std"])
-        meta = cls(**kwargs)
-        if meta.input_layout != "NHWC" or meta.channel_order != "BGR" or meta.resize != "letterbox":
-            raise MaskrtError(
-                f"unsupported input convention {meta.input_layout}/{meta.channel_order}/{meta.resize}; "
-                "re-export the model with this maskrt",
-                path=source,
-            )
-        if not meta.class_names:
-            raise MaskrtError("model metadata lists no classes; re-export the checkpoint", path=source)
-        return meta
+            if key in TEXT_KEYS:
+                value: Any = raw
+            else:
+                try:
+                    value = json.loads(raw)
+                except (ValueError, RecursionError):  # JSONDecodeError, or digits/nesting past Python's limits
+                    raise MaskrtError(
+                        f"metadata key {KEY_PREFIX}{key} is not valid JSON ({raw[:40]!r}), expected "
+                        f"{FIELD_RULES[key][0]}; re-export the model with `maskrt export`",
+                        path=source,
+                    ) from None
+            kwargs[key] = check_field(key, value, source)
+        return cls(**kwargs)
 
     @property
     def num_classes(self) -> int:
@@ -182,3 +317,23 @@ def engine_sidecar(engine_path: str | Path) -> Path:
     """
     p = Path(engine_path)
     return p.with_name(p.name + ".json")
+
+
+def sidecar_props(data: Any) -> dict[str, str]:
+    """The ``maskrt.*`` metadata of an engine sidecar (under ``props``/``metadata``, or at the top level), as text.
+
+    Values that are not strings are JSON-encoded, so ``ArtifactMeta.from_props(sidecar_props(data))`` checks
+    them like an ONNX file's; anything that is not a JSON object gives ``{}`` (no metadata).
+    """
+    if not isinstance(data, dict):
+        return {}
+    raw = data.get("props", data.get("metadata", data))
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        try:
+            out[str(k)] = v if isinstance(v, str) else json.dumps(v)
+        except (ValueError, TypeError, RecursionError):
+            out[str(k)] = repr(v)[:80]  # refused by from_props as invalid JSON, naming the key
+    return out

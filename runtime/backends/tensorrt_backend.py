@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, engine_sidecar
+from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, engine_sidecar, sidecar_props
 from maskrt.errors import MaskrtError
 
 if TYPE_CHECKING:
@@ -110,14 +110,6 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
-def sidecar_props(data: dict[str, Any]) -> dict[str, str]:
-    """The ``maskrt.*`` metadata from a sidecar (under ``props``/``metadata``, or at the top level)."""
-    raw = data.get("props", data.get("metadata", data))
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-
-
 def check_build_env(data: dict[str, Any], gpu_name: str, capability: str, trt_version: str, path: Path) -> None:
     """Refuse an engine built for another GPU architecture or TensorRT version; warn on another GPU model."""
     built_cc = data.get("compute_capability")
@@ -165,7 +157,7 @@ class TensorRTBackend:
         capability = f"{prop.major}.{prop.minor}"
         data = read_sidecar(self.path)
         check_build_env(data, gpu_name, capability, str(trt_mod.__version__), self.path)
-        self.props = sidecar_props(data)
+        self.props = sidecar_props(data)  # decoded and checked by ArtifactMeta.from_props (the Segmenter)
 
         self._logger = trt_mod.Logger(trt_mod.Logger.WARNING)
         self._runtime = trt_mod.Runtime(self._logger)

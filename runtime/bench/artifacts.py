@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from maskrt.artifact import ArtifactMeta, engine_sidecar
+from maskrt.artifact import ArtifactMeta, engine_sidecar, sidecar_props
 from maskrt.runtime.bench.backends import ENGINE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,7 @@ def read_artifact_meta(path: str | Path) -> ArtifactMeta | None:
     try:
         if path.suffix.lower() in ENGINE_SUFFIXES:
             data = json.loads(engine_sidecar(path).read_text(encoding="utf-8"))
-            props = data.get("props", data.get("metadata", data)) if isinstance(data, dict) else None
-            if not isinstance(props, dict):
-                return None
-            return ArtifactMeta.from_props({k: v if isinstance(v, str) else json.dumps(v) for k, v in props.items()},
-                                           path)
+            return ArtifactMeta.from_props(sidecar_props(data), path)
         return ArtifactMeta.from_props(onnx_props(path), path)
     except Exception as exc:  # noqa: BLE001  (a broken artifact shows up as a failed row elsewhere)
         log.debug("cannot read metadata of %s: %s", path, exc)
