@@ -179,8 +179,13 @@ def check(
     from rich.console import Console
 
     from maskrt.atomic import write_text
+    from maskrt.paths import check_writable, refuse_overwriting_inputs
     from maskrt.train.data.stats import dataset_stats
 
+    if json_out is not None:
+        check_writable(json_out, kind="file", option="--json")
+        refuse_overwriting_inputs([path, *([images] if images is not None else [])], files=[json_out],
+                                  fix="write the statistics elsewhere, e.g. --json stats.json")
     console = Console(highlight=False, soft_wrap=True)
     masks = mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split)
     kind, ds = _load(

@@ -56,6 +56,15 @@ def test_convert_onto_an_image_it_reads_is_refused(dataset: Path, capsys: pytest
     assert image.read_bytes() == before
 
 
+def test_data_check_json_onto_the_checked_file_is_refused(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = dataset.read_bytes()
+    assert main(["data", "check", str(dataset), "--json", str(dataset)]) == 2
+    assert "also an input" in _one_error_line(capsys, dataset)
+    assert dataset.read_bytes() == before
+
+
 def test_convert_to_a_new_file_still_works(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "converted" / "coco.json"
     assert main(["convert", str(dataset), "--out", str(out)]) == 0
