@@ -58,7 +58,7 @@ WRONG = [
     ("metrics", "[1, 2]", "maskrt.metrics is [1, 2] (list), expected a JSON object"),
     ("metrics", "{bad", "maskrt.metrics is not valid JSON"),
     ("arch", "", "maskrt.arch is '' (str), expected a non-empty string"),
-    ("precision", "int8", "maskrt.precision is 'int8' (str), expected \"fp32\" or \"fp16\""),
+    ("precision", "fp8", "maskrt.precision is 'fp8' (str), expected \"fp32\""),
     ("input_layout", "NCHW", "maskrt.input_layout is 'NCHW' (str), expected \"NHWC\""),
     ("channel_order", "RGB", "maskrt.channel_order is 'RGB' (str), expected \"BGR\""),
     ("resize", "stretch", "maskrt.resize is 'stretch' (str)"),
