@@ -20,9 +20,9 @@ dropping those under ``min_area`` pixels; ``split`` also separates touching blob
 watershed. An instance is the RLE of its own pixels, so liquid islands inside a vapour patch stay holes.
 
 Example:
-    >>> ds = load_masks(Path("boiling"), MaskOptions(min_area=8))      # boiling/images + boiling/masks
-    >>> ds.classes, ds.num_instances
-    (['bubble'], 61234)
+    >>> ds = load_masks(Path("boiling-bottom-videosam"), MaskOptions(min_area=8))   # images/ + masks/
+    >>> ds.classes, len(ds.images), ds.num_instances
+    (['bubble'], 500, 89297)
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ import numpy as np
 from maskrt.atomic import atomic_path
 from maskrt.errors import MaskrtError
 from maskrt.train.data.components import mask_instances
-from maskrt.train.data.images import IMAGE_SUFFIXES, check_image, default_cache_dir
+from maskrt.train.data.images import check_image, default_cache_dir
+from maskrt.train.data.mask_pairs import find_pairs, is_mask_folder
 from maskrt.train.data.problems import ProblemLog, display_name
 from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 
 logger = logging.getLogger(__name__)
 
 MASK_KINDS = ("auto", "binary", "labels", "instances")
-MASK_SUFFIXES = ("_mask", "_masks")
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -151,138 +151,6 @@ def parse_classes(text: str | None) -> dict[int, str] | None:
             raise MaskrtError(f"--classes names value {v} twice; give each mask value one class")
         out[v] = name.strip()
     return out or None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# layouts: which mask belongs to which image
-
-
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` is a file with an image suffix."""
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def base_stem(stem: str) -> str | None:
-    """``"a_mask"`` -> ``"a"``: the image stem a mask's stem names, ``None`` when it has no mask suffix."""
-    low = stem.lower()
-    for suf in MASK_SUFFIXES:
-        if low.endswith(suf) and len(stem) > len(suf):
-            return stem[: -len(suf)]
-    return None
-
-
-def is_mask_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds ``images/`` + ``masks/`` or ``NAME_mask`` images beside their images."""
-    if (folder / "images").is_dir() and (folder / "masks").is_dir():
-        return True
-    return any(is_image_file(p) and base_stem(p.stem) is not None for p in folder.iterdir())
-
-
-@dataclass
-class _Pair:
-    image: Path
-    mask: Path
-    name: str  # how the image is named in messages
-
-
-def _key(path: Path, root: Path) -> str:
-    rel = path.relative_to(root).with_suffix("")
-    return rel.as_posix()
-
-
-def find_pairs(path: Path, log: ProblemLog, images: Path | None = None) -> list[_Pair]:
-    """Every (image, mask) pair under ``path``; images without masks and masks without images are reported."""
-    if path.is_file():
-        return _pairs_beside([path], path.parent, log, single=True)
-    if images is not None or ((path / "images").is_dir() and (path / "masks").is_dir()):
-        img_root = images if images is not None else path / "images"
-        mask_root = path if images is not None else path / "masks"
-        return _pairs_in_folders(img_root, mask_root, path, log)
-    return _pairs_beside(sorted(p for p in path.iterdir() if is_image_file(p)), path, log)
-
-
-def _pairs_in_folders(img_root: Path, mask_root: Path, root: Path, log: ProblemLog) -> list[_Pair]:
-    imgs: dict[str, Path] = {}
-    for p in sorted(img_root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            k = _key(p, img_root)
-            if k in imgs:
-                log.add(
-                    f"image '{display_name(p, root)}'",
-                    f"a second image named {k} "
-                    f"(first {display_name(imgs[k], root)}); skipped, rename one of them",
-                )
-                continue
-            imgs[k] = p
-    masks: dict[str, Path] = {}
-    for p in sorted(mask_root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            if img_root.resolve() in p.resolve().parents:
-                continue  # --images inside the mask folder
-            k = _key(p, mask_root)
-            b = base_stem(Path(k).name)
-            if k not in imgs and b is not None:
-                k = (Path(k).parent / b).as_posix()
-            if k in masks:
-                log.add(
-                    f"mask '{display_name(p, root)}'",
-                    f"a second mask for image {k} "
-                    f"(first {display_name(masks[k], root)}); skipped, keep one of them",
-                )
-                continue
-            masks[k] = p
-    pairs = []
-    for k, img in imgs.items():
-        shown = display_name(img, root)
-        if k not in masks:
-            log.add(
-                f"image '{shown}'",
-                f"no mask for it in {display_name(mask_root, root)}/ (looked for "
-                f"{k}.png or {k}_mask.png); skipped, add its mask or remove the image",
-            )
-            continue
-        pairs.append(_Pair(img, masks.pop(k), shown))
-    for k, m in masks.items():
-        log.add(
-            f"mask '{display_name(m, root)}'",
-            f"no image named {k} in {display_name(img_root, root)}/; "
-            "skipped, add the image or rename the mask to its image's name",
-        )
-    return pairs
-
-
-def _pairs_beside(files: list[Path], root: Path, log: ProblemLog, single: bool = False) -> list[_Pair]:
-    imgs = {p.stem: p for p in files if base_stem(p.stem) is None}
-    masks = {base_stem(p.stem): p for p in files if base_stem(p.stem) is not None}
-    if single:
-        p = files[0]
-        b = base_stem(p.stem)
-        if b is not None:  # the mask itself was given: find its image
-            found = [q for q in sorted(root.glob(f"{b}.*")) if q.suffix.lower() in IMAGE_SUFFIXES]
-            imgs, masks = ({b: found[0]} if found else {}), {b: p}
-        else:
-            found = [
-                q
-                for q in sorted(root.glob(f"{p.stem}_mask*.*"))
-                if q.suffix.lower() in IMAGE_SUFFIXES and base_stem(q.stem) == p.stem
-            ]
-            imgs, masks = {p.stem: p}, ({p.stem: found[0]} if found else {})
-    pairs = []
-    for stem, img in sorted(imgs.items()):
-        shown = display_name(img, root) if not single else str(img)
-        if stem not in masks:
-            log.add(
-                f"image '{shown}'",
-                f"no mask beside it (looked for {stem}_mask.png); skipped, add its mask or remove the image",
-            )
-            continue
-        pairs.append(_Pair(img, masks.pop(stem), shown))
-    for stem, m in sorted(masks.items()):
-        log.add(
-            f"mask '{display_name(m, root) if not single else m}'",
-            f"no image {stem}.png beside it; skipped, add the image or rename the mask",
-        )
-    return pairs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -510,3 +378,14 @@ def load_masks(
         sum(len(r.annotations) for r in records),
     )
     return Dataset(classes=names, images=records, source=path, problems=log.messages)
+
+
+__all__ = [
+    "MASK_KINDS",
+    "MaskOptions",
+    "find_pairs",
+    "is_mask_folder",
+    "load_masks",
+    "parse_classes",
+    "read_mask",
+]
