@@ -198,3 +198,29 @@ def test_torchvision_references_checkpoint_with_namespace_args_loads(tmp_path: P
     path.write_bytes(buf.getvalue())
     loaded, src = read_weights(path)
     assert src is None and set(loaded) == set(state)
+
+
+def _bundle_tool() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "bundle_model.py"
+    spec = importlib.util.spec_from_file_location("bundle_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bundle_tool_refuses_hostile_checkpoint_and_compacts_a_real_one(tmp_path: Path) -> None:
+    tool = _bundle_tool()
+    marker = tmp_path / "PWNED"
+    bad = _hostile(tmp_path / "best.pt", marker, "torch-shell")
+    with pytest.raises(MaskrtError, match="refused: not a maskrt checkpoint / unsafe content"):
+        tool.compact_checkpoint(bad, tmp_path / "small.pt")
+    assert not marker.exists() and not (tmp_path / "small.pt").exists()
+    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=64, max_det=300)
+    good = save_checkpoint(tmp_path / "good.pt", build_model(recipe), recipe, iteration=7)
+    tool.compact_checkpoint(good, tmp_path / "small.pt")
+    small = load_checkpoint(tmp_path / "small.pt")
+    assert small["recipe"]["max_det"] == 100 and small["source"]["iteration"] == 7
+    assert all(v.dtype != torch.float32 for v in small["model"].values())
