@@ -159,11 +159,18 @@ def eval_cmd(
     import json
 
     from maskrt.atomic import write_text
+    from maskrt.paths import check_writable, refuse_overwriting_inputs
     from maskrt.train.checkpoint import load_model
     from maskrt.train.dataset import align_classes, load_datasets
     from maskrt.train.evaluate import evaluate_model, format_metrics
     from maskrt.train.trainer import resolve_device
 
+    outputs = [p for p in (json_out, metrics_out) if p is not None]
+    for option, p in (("--json", json_out), ("--metrics", metrics_out)):
+        if p is not None:
+            check_writable(p, kind="file", option=option)
+    inputs = [checkpoint, *(p for p in _split(data) if Path(p).is_file())]
+    refuse_overwriting_inputs(inputs, files=outputs, fix="write the results elsewhere, e.g. --metrics metrics.json")
     dev = resolve_device(device)
     model, recipe, _ = load_model(checkpoint, dev)
     if imgsz is not None:

@@ -130,3 +130,14 @@ def test_train_into_a_file_is_one_line(dataset: Path, tmp_path: Path, capsys: py
     assert main(["train", "--data", str(dataset), "--out", str(note), "--iters", "1", "--no-progress"]) == 2
     assert "needs a folder" in _one_error_line(capsys, note)
     assert note.read_text() == "mine"
+
+
+def test_eval_results_onto_the_checkpoint_are_refused(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"the user's checkpoint")
+    for option in ("--json", "--metrics"):
+        assert main(["eval", str(ckpt), "--data", str(dataset), option, str(ckpt)]) == 2
+        assert "also an input" in _one_error_line(capsys, ckpt)
+    assert ckpt.read_bytes() == b"the user's checkpoint"
