@@ -221,13 +221,13 @@ def per_frame_frames(video: Path, limit: int) -> list[np.ndarray]:
 
 
 def _bench(seg: Any, frames: list[np.ndarray], iters: int, threads: int | None) -> dict[str, Any]:
-    """Time the already-loaded model on the demo's frames (ONNX Runtime on this machine)."""
+    """Time the already-loaded model on the demo's frames (the backend ``auto`` picked on this machine)."""
     from maskrt.runtime.bench import BenchRow, results_document, system_info
     from maskrt.runtime.bench.runner import bench_artifact
 
     path = str(getattr(seg, "path", "model"))
     row: BenchRow = bench_artifact(
-        path, "ort-cpu", frames, threads=threads, warmup=2, iters=iters, loader=lambda *a, **k: seg
+        path, "auto", frames, threads=threads, warmup=2, iters=iters, loader=lambda *a, **k: seg
     )
     config = {"frames_desc": f"{len(frames)} frames of the demo video, rotated", "warmup": 2,
               "timed": f"{iters} timed frames", "iters": iters}

@@ -52,17 +52,20 @@ class Segmenter:
     of the segmenter records their times in :attr:`timings` (milliseconds).
 
     Args:
-        model: ``.onnx`` (ONNX Runtime) or ``.engine`` (TensorRT) file; ``None`` for the bundled model.
-        backend: ``auto`` (from the suffix), ``onnxruntime`` or ``tensorrt``.
-        device: ONNX Runtime provider ``auto|cpu|cuda|tensorrt`` (``:N`` for a GPU index); TensorRT ``auto|cuda:N``.
-        threads: CPU threads for ONNX Runtime (``None``: all cores).
+        model: ``.onnx`` (ONNX Runtime, OpenVINO) or ``.engine`` (TensorRT) file; ``None`` for the bundled model.
+        backend: ``auto`` (the fastest installed for the device: TensorRT for an engine, else OpenVINO on a CPU
+            when installed, else ONNX Runtime), ``onnxruntime``, ``openvino`` or ``tensorrt``; the names of
+            :data:`maskrt.runtime.backends.BACKEND_NAMES`.
+        device: ``auto``, ``cpu``, ``cuda[:N]``, ``gpu[:N]``, ``npu`` or ``tensorrt`` (ONNX Runtime's TensorRT
+            provider); see :mod:`maskrt.runtime.backends`.
+        threads: CPU threads for ONNX Runtime and OpenVINO (``None``: all cores).
         conf: score threshold (default: the model's ``score_threshold``).
         mask_threshold: mask probability threshold (default: the model's ``mask_threshold``).
         classes: class names to keep (default: all).
         bit_depth: significant bits of 16-bit frames (e.g. 12 for a 12-bit camera); default: inferred
             per frame from its brightest pixel.
-        spin: ONNX Runtime's idle threads busy-wait for the next frame (default; lowest latency). Pass
-            ``False`` when other computation shares the cores between frames.
+        spin: ONNX Runtime's idle threads busy-wait for the next frame, OpenVINO's stay pinned to cores
+            (default; lowest latency). Pass ``False`` when other computation shares the cores between frames.
     """
 
     def __init__(

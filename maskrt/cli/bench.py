@@ -140,13 +140,18 @@ def bench(
     ] = None,
     backend: Annotated[
         list[str] | None,
-        typer.Option("--backend", "-b", help="auto|ort-cpu|ort-cuda|ort-trt|trt; repeat or comma-separate for "
-                     "several (default: auto)."),
+        typer.Option("--backend", "-b", help="auto, onnxruntime, openvino, tensorrt, or a backend:device row such "
+                     "as openvino:cpu; repeat or comma-separate for several (default: every backend installed for "
+                     "the device, e.g. openvino and onnxruntime side by side on a CPU). Deprecated aliases: "
+                     "ort-cpu, ort-cuda, ort-trt, trt."),
     ] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="Device of every row: auto, cpu, cuda[:N], gpu[:N], npu or tensorrt.")] = "auto",
     imgsz: Annotated[int | None, typer.Option(
         "--imgsz", help="Size of the synthetic frames and of the eager model's input (default: the first model's "
         "input size, else 512).")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", "-t", help="CPU threads (ONNX Runtime and torch).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", "-t", help="CPU threads (ONNX Runtime, OpenVINO and torch).")] = None,
     conf: Annotated[float | None, typer.Option(
         "--conf", help="Score threshold for every row (default: the model's own; lower it to load the "
         "postprocess of an untrained model).")] = None,
@@ -176,7 +181,6 @@ def bench(
 
     from maskrt.errors import MaskrtError
     from maskrt.runtime.bench import (
-        BACKENDS,
         apply_speedups,
         results_document,
         rich_table,
@@ -186,13 +190,17 @@ def bench(
         write_png,
     )
     from maskrt.runtime.bench.artifacts import read_artifact_meta
+    from maskrt.runtime.bench.backends import BACKENDS, is_backend_name, row_names, split_row
     from maskrt.runtime.bench.stream_row import bench_stream
 
     models = list(models or [])
-    backends = _split(backend or []) or ["auto"]
-    bad = [b for b in backends if b not in BACKENDS]
+    backends = _split(backend or [])
+    bad = [b for b in backends if not is_backend_name(b)]
     if bad:
-        raise MaskrtError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+        raise MaskrtError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)} "
+                          "(or backend:device, e.g. openvino:cpu)")
+    for b in backends:
+        split_row(b, device)  # an impossible pair (openvino on cuda, an unknown device) is a user error
     if not models and torch_ckpt is None:
         raise MaskrtError("nothing to measure; pass model files (.onnx/.engine) and/or --torch CHECKPOINT")
     if iters < 1 or warmup < 0 or (seconds is not None and seconds <= 0):
@@ -204,11 +212,12 @@ def bench(
     eager_opts = {"meta": meta, "imgsz": imgsz, "conf": conf, "device": torch_device, "half": torch_half,
                   "threads": threads}
     timing = {"warmup": warmup, "iters": iters, "seconds": seconds}
+    plan = [(model, row_names(backends, model, device)) for model in models]  # model x its rows
     with _progress(console) as progress:
         run = _interleaved_rows if interleave else _sequential_rows
-        rows = run(models, backends, frames, torch_ckpt, eager_opts, threads, conf, timing, progress)
-        for model in models if stream is not None else []:
-            for b in backends:
+        rows = run(plan, frames, torch_ckpt, eager_opts, threads, conf, timing, progress)
+        for model, model_rows in plan if stream is not None else []:
+            for b in model_rows:
                 task = progress.add_task(f"{Path(model).name} {b} stream", total=iters)
                 rows.append(bench_stream(
                     model, b, str(stream), threads=threads, conf=conf, max_frames=iters,
@@ -220,7 +229,8 @@ def bench(
     if interleave:
         timed += " (rows took turns frame by frame; peak RSS is the process's, not per row)"
     config: dict[str, Any] = {
-        "models": [str(m) for m in models], "backends": backends, "threads": threads, "warmup": warmup,
+        "models": [str(m) for m in models], "backends": backends or ["default"], "device": device,
+        "threads": threads, "warmup": warmup,
         "iters": iters, "seconds": seconds, "conf": conf, "frames_desc": frames_desc, "timed": timed,
         "frame_shape": list(frames[0].shape), "torch": str(torch_ckpt) if torch_ckpt else None,
         "interleave": interleave,
@@ -244,7 +254,7 @@ def _progress(console: Any) -> Any:
 
 
 def _sequential_rows(
-    models: list[Path], backends: list[str], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
+    plan: list[tuple[Path, list[str]]], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
     threads: int | None, conf: float | None, timing: dict[str, Any], progress: Any,
 ) -> list[Any]:
     """One row after the other (each row's peak RSS is its own)."""
@@ -252,8 +262,8 @@ def _sequential_rows(
     from maskrt.runtime.bench.runner import bench_artifact, fill, measure, reason_of
 
     rows = []
-    for model in models:
-        for b in backends:
+    for model, model_rows in plan:
+        for b in model_rows:
             task = progress.add_task(f"{Path(model).name} {b}", total=timing["iters"])
             rows.append(bench_artifact(
                 model, b, frames, threads=threads, conf=conf, **timing,
@@ -278,7 +288,7 @@ def _sequential_rows(
 
 
 def _interleaved_rows(
-    models: list[Path], backends: list[str], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
+    plan: list[tuple[Path, list[str]]], frames: list, torch_ckpt: Path | None, eager_opts: dict[str, Any],
     threads: int | None, conf: float | None, timing: dict[str, Any], progress: Any,
 ) -> list[Any]:
     """Load every row's model, then time them in turns frame by frame."""
@@ -295,8 +305,8 @@ def _interleaved_rows(
     # rows share the cores in turns: ONNX Runtime's idle workers must not spin through the next row's frame
     quiet_loader = partial(open_segmenter, spin=False)
     rows, entries = [], []
-    for model in models:
-        for b in backends:
+    for model, model_rows in plan:
+        for b in model_rows:
             row, seg = open_artifact(model, b, threads=threads, conf=conf, loader=quiet_loader)
             rows.append(row)
             if seg is not None:

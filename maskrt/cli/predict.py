@@ -9,6 +9,7 @@ import typer
 
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
 
 MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
 
@@ -43,10 +44,9 @@ def predict(
     csv_out: Annotated[bool, typer.Option("--csv", help="Write instances.csv (measurements) and images.csv.")] = False,
     labels: Annotated[str | None, typer.Option(
         "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto (from the suffix), onnxruntime or tensorrt.")] = "auto",
-    device: Annotated[str, typer.Option(
-        "--device", help="auto, cpu, cuda[:N] or tensorrt (ONNX Runtime provider).")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime and OpenVINO.")] = None,
     um_per_px: Annotated[float | None, typer.Option("--um-per-px", help="Calibration: micrometres per pixel.")] = None,
     mm_per_px: Annotated[float | None, typer.Option("--mm-per-px", help="Calibration: millimetres per pixel.")] = None,
     bit_depth: Annotated[int | None, typer.Option(

@@ -13,6 +13,7 @@ import typer
 
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
 
 _SOURCES = (
     "0 | /dev/video0 | csi://0 | rtsp://... | http://... | clip.mp4 | frames/ | 'img_*.png' | gst:<pipeline>"
@@ -33,9 +34,9 @@ def run(
     model: Path | None = typer.Option(
         None, "--model", "-m", help="Model (.onnx/.engine); default: bundled model."
     ),
-    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | tensorrt"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | tensorrt"),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and OpenVINO."),
     conf: float | None = typer.Option(None, "--conf", help="Score threshold (default: the model's)."),
     mask_threshold: float | None = typer.Option(None, "--mask-threshold", help="Mask probability threshold."),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names to keep."),

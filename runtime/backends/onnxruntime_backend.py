@@ -31,7 +31,7 @@ def _import_ort() -> Any:
 
 
 def choose_providers(device: str, available: list[str], model_dir: Path) -> list[Any]:
-    """Execution providers for ``device`` (auto|cpu|cuda|tensorrt), best first, always ending on CPU.
+    """Execution providers for ``device`` (auto|cpu|cuda|gpu|tensorrt), best first, always ending on CPU.
 
     ``auto`` takes CUDA when available, else CPU. TensorRT is used only when asked for, because
     ONNX Runtime builds an engine when the session opens (minutes the first time); its engines are
@@ -39,8 +39,10 @@ def choose_providers(device: str, available: list[str], model_dir: Path) -> list
     """
     dev = device.lower().split(":")[0]
     device_id = int(device.split(":")[1]) if ":" in device else 0
+    dev = "cuda" if dev == "gpu" else dev  # the NVIDIA GPU, for ONNX Runtime
     if dev not in ("auto", *PROVIDERS):
-        raise MaskrtError(f"unknown device {device!r} for ONNX Runtime; use auto, cpu, cuda[:N] or tensorrt[:N]")
+        raise MaskrtError(f"unknown device {device!r} for ONNX Runtime; use auto, cpu, cuda[:N] or tensorrt[:N] "
+                          "(an NPU or Intel GPU runs with --backend openvino)")
     if dev == "auto":
         dev = "cuda" if PROVIDERS["cuda"] in available else "cpu"
     if dev == "cpu":

@@ -1,93 +1,107 @@
-"""Which inference backends a benchmark row can use here, and why not when it cannot.
+"""Which backends a benchmark row can use here, and why not when it cannot.
 
-Backend names on the ``maskrt bench`` command line:
-
-- ``ort-cpu``: ONNX Runtime, CPU execution provider (``.onnx``)
-- ``ort-cuda``: ONNX Runtime, CUDA execution provider (``.onnx``; needs onnxruntime-gpu and a GPU)
-- ``ort-trt``: ONNX Runtime, TensorRT execution provider (``.onnx``; needs onnxruntime-gpu with TensorRT)
-- ``trt``: native TensorRT (``.engine`` built on this device by ``maskrt export --format engine``)
-- ``auto``: what the runtime itself picks for the model file: ``trt`` for an engine, else ``ort-cuda``
-  when it can run, else ``ort-cpu`` (the TensorRT provider only when asked for: it builds an engine
-  when the session opens)
+``maskrt bench`` names backends with the runtime's one vocabulary (:mod:`maskrt.runtime.backends`):
+``auto``, ``onnxruntime``, ``openvino``, ``tensorrt`` with ``--device``, or a backend and device
+together as a row name (``openvino:cpu``, ``onnxruntime:cuda``, as rows are labelled). The first bench
+names ``ort-cpu``, ``ort-cuda``, ``ort-trt`` and ``trt`` still work as deprecated aliases. Without
+``--backend`` a benchmark has a row for every backend installed for the device (:func:`default_rows`):
+on a CPU, OpenVINO and ONNX Runtime side by side.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
-ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
-ORT_PROVIDERS = {
-    "ort-cpu": "CPUExecutionProvider",
-    "ort-cuda": "CUDAExecutionProvider",
-    "ort-trt": "TensorrtExecutionProvider",
-}
+from maskrt.errors import MaskrtError
+from maskrt.runtime import backends as rt
+from maskrt.runtime.backends import BACKEND_NAMES, ENGINE_SUFFIXES, has_nvidia_gpu, label
+
+BACKENDS = BACKEND_NAMES
+"""Every ``--backend`` name of ``maskrt bench`` (the runtime's names and the deprecated aliases)."""
+
+DEFAULT_ROWS = (("openvino", "cpu"), ("onnxruntime", "cpu"), ("onnxruntime", "cuda"), ("tensorrt", "cuda"))
+"""The rows of a benchmark without ``--backend``, where installed (ONNX Runtime's TensorRT provider only
+when asked for: it builds an engine when the session opens)."""
+
+__all__ = ["BACKENDS", "DEFAULT_ROWS", "ENGINE_SUFFIXES", "availability", "available_backends", "concrete_row",
+           "default_rows", "has_nvidia_gpu", "is_backend_name", "resolve_auto", "row_names", "split_row"]
 
 
-def _ort_providers() -> list[str]:
+def is_backend_name(name: str) -> bool:
+    """True for a name ``--backend`` accepts: a backend, an alias, or ``backend:device``."""
     try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    return list(ort.get_available_providers())
+        split_row(name)
+    except MaskrtError:
+        return False
+    return True
 
 
-def has_nvidia_gpu() -> bool:
-    """True when an NVIDIA GPU is visible (a device node, ``nvidia-smi``, or a Jetson's integrated GPU)."""
-    return (
-        Path("/dev/nvidia0").exists()
-        or Path("/dev/nvhost-gpu").exists()
-        or Path("/etc/nv_tegra_release").exists()
-        or (shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != "-1")
-    )
+def split_row(name: str, device: str = "auto") -> tuple[str, str]:
+    """A row name (``openvino``, ``ort-cuda``, ``onnxruntime:cuda:1``) -> canonical ``(backend, device)``.
+
+    A device inside the name wins over ``device`` (the ``--device`` of the whole run).
+    """
+    backend, _, own_device = name.strip().lower().partition(":")
+    return rt.parse_backend(backend, own_device or device)
 
 
-def availability(backend: str, model: str | Path) -> str | None:
-    """``None`` when ``backend`` can run ``model`` here, else the reason it cannot (one line, with the fix)."""
-    suffix = Path(model).suffix.lower()
-    if backend not in BACKENDS:
-        return f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
-    if backend == "auto":
-        if resolve_auto(model):
-            return None
-        return availability("trt" if suffix in ENGINE_SUFFIXES else "ort-cpu", model)
-    if backend == "trt":
-        if suffix not in ENGINE_SUFFIXES:
-            return "native TensorRT runs .engine files; build one on this device with `maskrt export --format engine`"
-        if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt is not installed; pip install 'maskrt[trt]' (JetPack ships it on Jetson)"
-        try:
-            from maskrt.runtime.backends.tensorrt_backend import tensorrt_available
-        except ImportError:  # the runtime's TensorRT backend is missing from this install
-            return "this maskrt has no TensorRT backend"
-        return tensorrt_available()  # also catches a stubs-only `tensorrt` and a missing CUDA runtime
-    if suffix in ENGINE_SUFFIXES:
-        return "ONNX Runtime runs .onnx files; pass the .onnx model or use --backend trt for an engine"
-    providers = _ort_providers()
-    if not providers:
-        return "onnxruntime is not installed; pip install 'maskrt[cpu]' (or 'maskrt[gpu]')"
-    wanted = ORT_PROVIDERS[backend]
-    if wanted not in providers:
-        extra = "onnxruntime-gpu" if backend != "ort-cpu" else "onnxruntime"
-        return f"{wanted} not in this ONNX Runtime ({', '.join(providers)}); install {extra}"
-    if backend != "ort-cpu" and not has_nvidia_gpu():
-        return f"{wanted} is installed but no NVIDIA GPU is visible"
-    return None
+def availability(backend: str, model: str | Path, device: str = "auto") -> str | None:
+    """``None`` when the row ``backend`` can run ``model`` here, else the reason it cannot (one line, with the fix)."""
+    try:
+        name, dev = rt.resolve(model, *split_row(backend, device))
+    except MaskrtError as exc:
+        return str(exc)
+    return rt.availability(name, dev, model)
 
 
-def resolve_auto(model: str | Path) -> str | None:
-    """The backend ``auto`` means for this model file here, or ``None`` when nothing can run it."""
-    if Path(model).suffix.lower() in ENGINE_SUFFIXES:
-        return "trt" if availability("trt", model) is None else None
-    for name in ("ort-cuda", "ort-cpu"):
-        if availability(name, model) is None:
-            return name
-    return None
+def concrete_row(backend: str, model: str | Path, device: str = "auto") -> str | None:
+    """The label of what a row name runs on (``openvino:cpu``); ``None`` when the name cannot be resolved."""
+    try:
+        return label(*rt.resolve(model, *split_row(backend, device)))
+    except MaskrtError:
+        return None
 
 
-def available_backends(model: str | Path) -> list[str]:
-    """Every concrete backend that can run ``model`` here (``auto`` excluded)."""
-    return [b for b in BACKENDS[1:] if availability(b, model) is None]
+def resolve_auto(model: str | Path, device: str = "auto") -> str | None:
+    """The row ``auto`` means for this model file here (e.g. ``openvino:cpu``), or ``None`` when nothing can run it."""
+    return concrete_row("auto", model, device) if availability("auto", model, device) is None else None
+
+
+def default_rows(model: str | Path, device: str = "auto") -> list[str]:
+    """The rows of a benchmark without ``--backend``: every backend installed for ``device``, fastest first.
+
+    With ``device`` ``auto`` that is each of :data:`DEFAULT_ROWS` that can run here; with a device,
+    every backend that runs on it. When none can, one ``auto`` row (it will say why not).
+    """
+    if device == "auto":
+        pairs = list(DEFAULT_ROWS)
+    else:
+        pairs = []
+        for b in rt.BACKENDS[1:]:
+            try:
+                pairs.append(rt.resolve(model, b, device))
+            except MaskrtError:
+                continue
+    rows = [label(b, d) for b, d in pairs if rt.availability(b, d, model) is None]
+    return rows or ["auto" if device == "auto" else label("auto", device)]
+
+
+def row_names(names: Sequence[str], model: str | Path, device: str = "auto") -> list[str]:
+    """The rows to bench ``model`` with: each of ``names`` made concrete (``onnxruntime:cpu``), or
+    :func:`default_rows` when there are none. ``auto`` stays ``auto`` (its row says what it picked)."""
+    if not names:
+        return default_rows(model, device)
+    out = []
+    for name in names:
+        b, d = split_row(name, device)
+        if b == "auto":
+            out.append("auto" if d == "auto" else label("auto", d))
+        else:
+            out.append(concrete_row(name, model, device) or name)
+    return out
+
+
+def available_backends(model: str | Path, device: str = "auto") -> list[str]:
+    """Every concrete row that can run ``model`` here (the rows of :func:`default_rows`, ``auto`` excluded)."""
+    return [r for r in default_rows(model, device) if r != "auto"]

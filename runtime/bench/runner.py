@@ -7,7 +7,7 @@ call (preprocess + infer + postprocess) plus the same overlay drawing for every 
 
 Example:
     >>> frames = synthetic_frames(4, (512, 512), instances=30)
-    >>> row = bench_artifact("lite.onnx", "ort-cpu", frames, iters=20)
+    >>> row = bench_artifact("lite.onnx", "openvino:cpu", frames, iters=20)
     >>> row.status, row.latency["p50"]
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskrt.runtime.bench import memory
-from maskrt.runtime.bench.backends import availability, resolve_auto
+from maskrt.runtime.bench.backends import availability, concrete_row, split_row
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats
 
 log = logging.getLogger(__name__)
@@ -228,20 +228,11 @@ def _summary(acc: dict[str, Any]) -> dict[str, Any]:
 def open_segmenter(
     model: str | Path, backend: str, threads: int | None = None, conf: float | None = None, spin: bool = True
 ) -> Any:
-    """Load ``model`` with ``maskrt.runtime.Segmenter`` on one concrete bench backend name."""
+    """Load ``model`` with ``maskrt.runtime.Segmenter`` for a row name (``openvino:cpu``, ``ort-cuda``...)."""
     from maskrt.runtime.segmenter import Segmenter
 
-    runtime_backend, device = SEGMENTER_ARGS[backend]
+    runtime_backend, device = split_row(backend)
     return Segmenter(str(model), backend=runtime_backend, device=device, threads=threads, conf=conf, spin=spin)
-
-
-SEGMENTER_ARGS = {
-    "ort-cpu": ("onnxruntime", "cpu"),
-    "ort-cuda": ("onnxruntime", "cuda"),
-    "ort-trt": ("onnxruntime", "tensorrt"),
-    "trt": ("tensorrt", "auto"),
-}
-"""Bench backend name -> ``Segmenter(backend=..., device=...)``."""
 
 
 def bench_artifact(
@@ -262,9 +253,10 @@ def bench_artifact(
 
     Args:
         model: ``.onnx`` or ``.engine`` file.
-        backend: one of :data:`~maskrt.runtime.bench.backends.BACKENDS`.
+        backend: a row name: a backend of :data:`~maskrt.runtime.bench.backends.BACKENDS`, or a backend
+            and device (``openvino:cpu``, as rows are labelled).
         frames: frames to rotate among.
-        threads: CPU threads for ONNX Runtime.
+        threads: CPU threads for ONNX Runtime and OpenVINO.
         conf: score threshold (default: the model's own).
         warmup, iters, seconds, draw, progress: as in :func:`measure`.
         loader: ``loader(model, backend, threads, conf) -> frame model`` (tests pass fakes).
@@ -302,14 +294,14 @@ def open_artifact(
         ``failed``) when it cannot be loaded.
     """
     row = BenchRow(model=str(model), backend=backend, file_size_mb=file_size_mb(model))
-    concrete = resolve_auto(model) if backend == "auto" else backend
+    concrete = concrete_row(backend, model)
+    if concrete is not None:  # rows are labelled with what runs them: openvino:cpu, auto:onnxruntime:cuda
+        row.backend = f"auto:{concrete}" if split_row(backend)[0] == "auto" else concrete
     why = availability(backend, model)
     if why is not None or concrete is None:
         row.status, row.reason = "unavailable", why or "no backend can run this model here"
         log.debug("%s on %s: unavailable (%s)", model, backend, row.reason)
         return row, None
-    if backend == "auto":
-        row.backend = f"auto:{concrete}"
     if not Path(model).is_file():
         row.status, row.reason = "failed", f"{model}: model file not found; pass the path of an exported model"
         return row, None
@@ -347,7 +339,7 @@ def fill(row: BenchRow, result: Mapping[str, Any], rss: bool = True) -> BenchRow
     row.instances_mean = result.get("instances_mean")
     row.throughput_fps = result.get("throughput_fps")
     row.peak_rss_mb = memory.peak_rss_mb() if rss else None
-    if row.gpu_mem_mb is None and not row.backend.endswith("ort-cpu") and row.backend != TORCH_BACKEND:
+    if row.gpu_mem_mb is None and not row.backend.endswith(":cpu") and row.backend != TORCH_BACKEND:
         row.gpu_mem_mb = memory.gpu_memory_mb()
     row.status = "ok"
     return row

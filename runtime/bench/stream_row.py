@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maskrt.runtime.bench import memory
-from maskrt.runtime.bench.backends import availability, resolve_auto
+from maskrt.runtime.bench.backends import availability, concrete_row
 from maskrt.runtime.bench.runner import (
     BenchRow,
     DrawFn,
@@ -50,7 +50,7 @@ def bench_stream(
         ``throughput_fps`` the processed frames over the wall time, ``stages`` the pipeline's own.
     """
     row = BenchRow(model=str(model), backend=backend + STREAM_SUFFIX, file_size_mb=file_size_mb(model))
-    concrete = resolve_auto(model) if backend == "auto" else backend
+    concrete = concrete_row(backend, model)
     why = availability(backend, model)
     if why is not None or concrete is None:
         row.status, row.reason = "unavailable", why or "no backend can run this model here"
@@ -90,5 +90,5 @@ def bench_stream(
                   for name, v in summary.get("stages_ms", {}).items() if name != "latency"}
     row.stages.update(stage_stats({"draw": draws}))
     row.peak_rss_mb = memory.peak_rss_mb()
-    row.gpu_mem_mb = memory.gpu_memory_mb() if concrete != "ort-cpu" else None
+    row.gpu_mem_mb = memory.gpu_memory_mb() if not concrete.endswith(":cpu") else None
     return row

@@ -67,13 +67,13 @@ def test_ort_cpu_rows_and_unavailable_backend(tiny: dict[str, Path], tmp_path: P
     doc = _load(out)
     ok, trt = doc["rows"]
     _check_ok(ok)
-    assert ok["backend"] == "ort-cpu" and ok["input_size"] == [SIZE, SIZE] and ok["peak_rss_mb"] > 0
+    assert ok["backend"] == "onnxruntime:cpu" and ok["input_size"] == [SIZE, SIZE] and ok["peak_rss_mb"] > 0
     assert ok["file_size_mb"] == pytest.approx(tiny["onnx"].stat().st_size / 1e6)
     assert "CPUExecutionProvider" in ok["device"]
     assert trt["status"] == "unavailable" and trt["reason"]
     assert doc["baseline"] is None and ok["speedup"] is None
     assert doc["config"]["frame_shape"] == [SIZE, SIZE, 3]
-    assert "| lite.onnx | ort-cpu | ok |" in md.read_text()
+    assert "| lite.onnx | onnxruntime:cpu | ok |" in md.read_text()
 
 
 @pytest.mark.parametrize("interleave", [False, True])

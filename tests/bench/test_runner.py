@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.bench import backends, runner
+from maskrt.runtime import backends
+from maskrt.runtime.bench import runner
 from maskrt.runtime.bench.runner import BenchRow, apply_speedups, bench_artifact, measure, measure_interleaved
 from maskrt.runtime.bench.scenes import synthetic_frames
 
@@ -85,7 +86,7 @@ def _onnx_file(tmp_path: Path) -> Path:
 
 
 def test_unavailable_backend_is_a_row_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "ort_providers", lambda: ["CPUExecutionProvider"])
     frames = synthetic_frames(2, (64, 64), 3)
     rows = [bench_artifact(_onnx_file(tmp_path), b, frames, loader=lambda *a: FakeModel())
             for b in ("ort-cuda", "ort-trt", "trt")]
@@ -96,13 +97,14 @@ def test_unavailable_backend_is_a_row_not_a_crash(tmp_path: Path, monkeypatch: p
 
 
 def test_no_onnxruntime_makes_ort_rows_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "_ort_providers", list)
+    monkeypatch.setattr(backends, "ort_providers", list)
+    monkeypatch.setattr(backends, "openvino_devices", list)
     row = bench_artifact(_onnx_file(tmp_path), "auto", synthetic_frames(1, (32, 32), 1))
     assert row.status == "unavailable" and "onnxruntime" in row.reason
 
 
 def test_failing_model_is_reported_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "ort_providers", lambda: ["CPUExecutionProvider"])
     frames = synthetic_frames(2, (64, 64), 3)
 
     def corrupt(*args: Any) -> Any:
@@ -125,7 +127,8 @@ def test_failing_model_is_reported_with_its_reason(tmp_path: Path, monkeypatch: 
 
 
 def test_ok_row_has_latency_memory_and_auto_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "_ort_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "ort_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "openvino_devices", list)  # auto on a CPU: OpenVINO when installed
     used: list[str] = []
 
     def loader(model: Path, backend: str, threads: int | None, conf: float | None) -> FakeModel:
@@ -134,7 +137,7 @@ def test_ok_row_has_latency_memory_and_auto_resolution(tmp_path: Path, monkeypat
 
     row = bench_artifact(_onnx_file(tmp_path), "auto", synthetic_frames(2, (64, 64), 3), iters=4, warmup=1,
                          loader=loader, draw=lambda f, i: f)
-    assert row.status == "ok" and used == ["ort-cpu"] and row.backend == "auto:ort-cpu"
+    assert row.status == "ok" and used == ["onnxruntime:cpu"] and row.backend == "auto:onnxruntime:cpu"
     assert row.frames == 4 and row.latency is not None and row.latency["p50"] > 0
     assert row.peak_rss_mb is not None and row.peak_rss_mb > 1
 

@@ -103,7 +103,7 @@ def test_corrupt_model_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"this is not an onnx protobuf")
     with pytest.raises(MaskrtError, match="broken.onnx: ONNX Runtime cannot load"):
-        Segmenter(bad)
+        Segmenter(bad, backend="onnxruntime")
 
 
 def test_unknown_device_and_suffix(make_model, tmp_path: Path) -> None:
@@ -156,8 +156,8 @@ def test_spin_off_gives_the_same_instances(make_model) -> None:
     wait: the session says so, and the results are the same."""
     path = make_model()
     frame = np.zeros((256, 512, 3), np.uint8)
-    quiet = Segmenter(path, threads=2, spin=False)
-    default = Segmenter(path, threads=2)
+    quiet = Segmenter(path, backend="onnxruntime", threads=2, spin=False)
+    default = Segmenter(path, backend="onnxruntime", threads=2)
     opts = quiet.backend.session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     a, b = quiet(frame), default(frame)
