@@ -106,6 +106,7 @@ def versions() -> dict[str, str | None]:
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "onnxruntime": package_version("onnxruntime-gpu", "onnxruntime", "onnxruntime-directml"),
+        "openvino": package_version("openvino"),
         "tensorrt": package_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_libs")
         or _module_version("tensorrt"),
         "cuda_python": package_version("cuda-python", "cuda-bindings"),
@@ -155,7 +156,8 @@ def describe(info: dict[str, Any]) -> str:
         j = info["jetson"]
         parts.append(f"{j.get('model', 'Jetson')} {j.get('power_mode', '')}".strip())
     v = info.get("versions", {})
-    libs = [f"{k} {v[k]}" for k in ("maskrt", "onnxruntime", "tensorrt", "opencv", "numpy", "python") if v.get(k)]
+    keys = ("maskrt", "onnxruntime", "openvino", "tensorrt", "opencv", "numpy", "python")
+    libs = [f"{k} {v[k]}" for k in keys if v.get(k)]
     if v.get("torch"):
         libs.append(f"torch {v['torch']}")
     return "; ".join(parts) + " | " + ", ".join(libs)
