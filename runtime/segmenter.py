@@ -19,6 +19,7 @@ import numpy as np
 from maskrt.artifact import ArtifactMeta
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import Backend, open_backend
+from maskrt.runtime.backends.formats import check_model_format
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.postprocess import postprocess
 from maskrt.runtime.preprocess import letterbox, to_bgr
@@ -81,6 +82,7 @@ class Segmenter:
         spin: bool = True,
     ) -> None:
         self.path = resolve_model(model)
+        check_model_format(self.path)  # an ONNX file named .engine: say so, not a TensorRT error
         self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads, spin=spin)
         try:
             self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
