@@ -244,6 +244,10 @@ def bench(
     if png_out is not None:
         console.print(f"wrote {png_out}" if write_png(png_out, doc) else
                       "no PNG: matplotlib is missing (pip install 'maskrt[plot]') or no row succeeded")
+    if rows and not any(r.status == "ok" for r in rows):  # nothing was measured: a failed run (one line per row)
+        for r in rows:
+            typer.echo(f"error: {r.model} on {r.backend}: {r.status}: {r.reason}", err=True)
+        raise typer.Exit(2)
 
 
 def _progress(console: Any) -> Any:
