@@ -51,7 +51,7 @@ def run(
     ),
     show: bool = typer.Option(False, "--show", help="Show a window with the overlay (q quits)."),
     save: Path | None = typer.Option(
-        None, "--save", help="Annotated video (.mp4/.avi/.mkv) at the source's rate."
+        None, "--save", help="Annotated video (.mp4/.avi/.mkv): files at their rate, live sources in capture time."
     ),
     csv_path: Path | None = typer.Option(None, "--csv", help="Per-frame statistics CSV."),
     instances: Path | None = typer.Option(None, "--instances", help="Per-instance measurements CSV."),
@@ -79,7 +79,7 @@ def run(
     boxes: bool = typer.Option(False, "--boxes", help="Draw boxes in the overlay."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     max_failures: int = typer.Option(
-        10, "--max-failures", help="Reopen attempts of a live source before giving up."
+        10, "--max-failures", help="Connection retries of a live source (at the start, after a loss) before giving up."
     ),
     summary: Path | None = typer.Option(None, "--summary", help="Write the final summary as JSON here."),
 ) -> None:
@@ -88,13 +88,16 @@ def run(
     MODEL is optional: without it (or --model) the bundled model runs.
 
     Files and folders are processed frame by frame, in order; live sources keep only the newest frame.
+    time_s in the tables is the capture time: wall clock for live sources, the position in files, or
+    --fps-physical; the video of a live source follows the same clock.
 
     Ctrl-C or SIGTERM stops cleanly: every output is flushed and closed. Exit code 1 when a live source was lost.
     """
     from rich.console import Console
 
-    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, open_source, parse_source
-    from maskrt.runtime.stream.outputs import OutputOptions, Outputs
+    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, parse_source
+    from maskrt.runtime.stream.capture import open_with_retry
+    from maskrt.runtime.stream.outputs import OutputOptions, Outputs, check_outputs
 
     console = Console(stderr=True)
     if len(inputs) > 2:
@@ -124,8 +127,12 @@ def run(
         from maskrt.runtime.stream.outputs import check_display
 
         check_display()
-    # open the source before loading the model: a wrong URL or a missing camera fails at once
-    opened = open_source(parse_source(source, width=width, height=height, fps=fps, loop=loop))
+    spec = parse_source(source, width=width, height=height, fps=fps, loop=loop)
+    read = [spec.target] if spec.kind == "file" or (spec.kind == "images" and Path(spec.target).is_dir()) else []
+    inputs = [p for p in (model, *read, *(spec.files if not read else ())) if p is not None]
+    check_outputs(out_opts, {"--summary": summary}, inputs=inputs)  # before anything starts
+    # open the source before loading the model: a wrong URL or a missing camera fails before the long part
+    opened = open_with_retry(spec, max_failures=max_failures, backoff_s=options.backoff_s)
     try:
         seg = load_segmenter(
             model, backend=backend, device=device, threads=threads, conf=conf, mask_threshold=mask_threshold,
@@ -135,25 +142,36 @@ def run(
         opened.close()
         raise
     stream = Stream(seg, opened, options)
-    outs = Outputs(out_opts, fps=stream.source_fps)
-    restore = _install_stop_handlers(stream, console)
     try:
-        _loop(stream, outs, console)
-        outs.write_final_tracks(stream.finish_tracks())
-    finally:
-        outs.close()
-        restore()
-    info = stream.summary
-    _print_summary(info, console)
-    if summary is not None:
-        from maskrt.atomic import write_text
+        outs = Outputs(
+            out_opts, fps=stream.source_fps, follow_clock=stream.spec.live, template=stream.template()
+        )
+    except BaseException:
+        stream.close()
+        raise
+    stopper = _StopOnSignal(stream)
+    try:
+        try:
+            _loop(stream, outs, console, stopper)
+            outs.write_final_tracks(stream.finish_tracks())
+        finally:
+            outs.close()
+        stopper.announce(console)
+        info = stream.summary
+        if outs.video is not None:
+            info["video"] = outs.video.describe()
+        _print_summary(info, console)
+        if summary is not None:
+            from maskrt.atomic import write_text
 
-        write_text(summary, json.dumps(info, indent=2) + "\n")
+            write_text(summary, json.dumps(info, indent=2) + "\n")
+    finally:
+        stopper.restore()  # only now: a late SIGTERM must not kill the run while it writes its summary
     if info["source_lost"]:
         raise typer.Exit(1)  # the live source was lost for good (outputs are complete and closed)
 
 
-def _loop(stream: Any, outs: Any, console: Any) -> None:
+def _loop(stream: Any, outs: Any, console: Any, stopper: _StopOnSignal) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     total = None if stream.live else stream.frame_count
@@ -166,6 +184,7 @@ def _loop(stream: Any, outs: Any, console: Any) -> None:
         last = 0.0
         for result in stream:
             outs.write(result)
+            stopper.announce(console)
             now = time.perf_counter()
             if now - last > 0.25:
                 s = result.stats
@@ -179,30 +198,47 @@ def _loop(stream: Any, outs: Any, console: Any) -> None:
         progress.update(task, completed=stream.processed)
 
 
-def _install_stop_handlers(stream: Any, console: Any) -> Any:
-    """SIGTERM and the first Ctrl-C stop the stream cleanly; a second Ctrl-C interrupts at once."""
-    previous = {}
+class _StopOnSignal:
+    """SIGTERM and the first Ctrl-C stop the stream cleanly; a second Ctrl-C (0.5 s later) interrupts at once.
 
-    def handler(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGINT and getattr(handler, "stopping", False):
-            raise KeyboardInterrupt
-        handler.stopping = True  # type: ignore[attr-defined]
-        console.print(
-            f"stopping ({signal.Signals(signum).name}): finishing frames in flight, closing outputs"
-        )
-        stream.stop()
+    The handler only sets flags and asks the stream to stop: it prints nothing (a signal that arrives
+    while the main thread prints would make the print re-enter itself) and ignores repeats, such as the
+    second SIGTERM of GNU ``timeout``, which signals the process and then its process group.
+    :meth:`announce` prints the message from the main thread.
+    """
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread (embedded use): no handlers
-            pass
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.signal_name: str | None = None
+        self._first = 0.0
+        self._announced = False
+        self._previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (embedded use): no handlers
+                pass
 
-    def restore() -> None:
-        for sig, old in previous.items():
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal_name is not None:
+            if signum == signal.SIGINT and time.monotonic() - self._first > 0.5:
+                raise KeyboardInterrupt  # a person pressing Ctrl-C again: stop waiting for frames in flight
+            return
+        self.signal_name = signal.Signals(signum).name
+        self._first = time.monotonic()
+        self.stream.stop()
+
+    def announce(self, console: Any) -> None:
+        """Print, once, that a signal is stopping the run."""
+        if self.signal_name is not None and not self._announced:
+            self._announced = True
+            console.print(f"stopping ({self.signal_name}): finishing frames in flight, closing outputs")
+
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-
-    return restore
+        self._previous = {}
 
 
 def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
@@ -224,6 +260,13 @@ def _print_summary(info: dict[str, Any], console: Any) -> None:
         f"{info['source']}: {info['frames_in']} frames in, {info['processed']} processed, {info['dropped']} dropped, "
         f"{info['reopens']} reopens; {info['fps']:.1f} FPS end to end over {info['wall_s']:.1f} s ({info['end_reason']})"
     )
+    console.print(f"time_s is the {info['time_s']}")
+    video = info.get("video")
+    if video and video["frames"]:
+        console.print(
+            f"video {video['path']}: {video['frames']} frames at {video['fps']:g} fps "
+            f"({video['duration_s']:.1f} s) for {video['processed']} processed frames; {video['timeline']}"
+        )
     table = Table("stage", "mean ms", "p99 ms", "frames", title="per-stage timing", title_justify="left")
     for name, st in info["stages_ms"].items():
         table.add_row(name, f"{st['mean_ms']:.2f}", f"{st['p99_ms']:.2f}", str(st["n"]))

@@ -4,7 +4,12 @@ Files and image folders deliver every frame in order (a small blocking queue app
 Live sources, and files with ``realtime=True``, keep only the newest frame: a frame the pipeline has
 not taken by the time the next one arrives is dropped and counted, so latency never grows. A live
 source that stops delivering is reopened with exponential back-off; after ``max_failures``
-consecutive failed attempts the capture ends with a message instead of an error.
+consecutive failed attempts the capture ends with a message instead of an error. The first
+connection follows the same policy (:func:`open_with_retry`): a camera or stream that is not up yet
+is retried ``max_failures`` times before the run is refused.
+
+Every frame carries the ``time.perf_counter()`` of the moment it was read, and :attr:`Capture.t_start`
+is when reading began, so a live source's frames can be placed on the wall clock.
 """
 
 from __future__ import annotations
@@ -22,6 +27,49 @@ from maskrt.errors import MaskrtError
 from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source
 
 log = logging.getLogger(__name__)
+
+
+def backoff_delay(failures: int, backoff_s: float, max_backoff_s: float) -> float:
+    """Seconds to wait before the next attempt after ``failures`` failed ones (doubling, capped)."""
+    return min(max_backoff_s, backoff_s * (2 ** min(failures, 16)))
+
+
+def open_with_retry(
+    spec: SourceSpec,
+    *,
+    max_failures: int = 10,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 8.0,
+    opener: Callable[[SourceSpec], FrameSource] = open_source,
+    stop: threading.Event | None = None,
+) -> FrameSource:
+    """Open ``spec``; a live source that cannot be opened is retried like a reopen mid-run.
+
+    Files and folders are opened once (retrying cannot help). A live source gets the first attempt plus
+    up to ``max_failures`` more, with the same back-off as :meth:`Capture._reopen`; then the last error
+    is raised, saying how many attempts were made.
+    """
+    failures = 0
+    while True:
+        try:
+            return opener(spec)
+        except MaskrtError as exc:
+            if not spec.live or failures >= max_failures or (stop is not None and stop.is_set()):
+                if failures:
+                    raise MaskrtError(
+                        f"{exc} (gave up after {failures + 1} attempts; raise --max-failures to wait longer)"
+                    ) from None
+                raise
+            delay = backoff_delay(failures, backoff_s, max_backoff_s)
+            failures += 1
+            log.warning(
+                "%s: could not open (attempt %d of %d); retrying in %.1f s", spec.text, failures,
+                max_failures + 1, delay,
+            )  # fmt: skip
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
 
 
 @dataclass
@@ -70,6 +118,7 @@ class Capture:
         self.max_backoff_s = max_backoff_s
         self.max_frames = max_frames
         self.opener = opener
+        self.t_start = 0.0
         self.frames_in = 0
         self.dropped = 0
         self.reopens = 0
@@ -84,7 +133,8 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="maskrt-capture", daemon=True)
 
     def start(self) -> None:
-        """Start the reader thread."""
+        """Start the reader thread; :attr:`t_start` is the start of the run's capture clock."""
+        self.t_start = time.perf_counter()
         self._thread.start()
 
     def stop(self) -> None:
@@ -129,7 +179,7 @@ class Capture:
                 continue
 
     def _run(self) -> None:
-        t0 = time.perf_counter()
+        t0 = self.t_start or time.perf_counter()
         index = 0
         try:
             while not self._stop.is_set():
@@ -181,7 +231,7 @@ class Capture:
                 log.error("%s", self.end_reason)
                 self.source_lost = True
                 return False
-            delay = min(self.max_backoff_s, self.backoff_s * (2 ** min(self._failures, 16)))
+            delay = backoff_delay(self._failures, self.backoff_s, self.max_backoff_s)
             self._failures += 1
             if self._stop.wait(delay):
                 return False

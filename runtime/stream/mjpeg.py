@@ -4,11 +4,18 @@ Many lab cameras, Raspberry Pi streamers and phone apps serve ``multipart/x-mixe
 frames. OpenCV reads them through FFmpeg; an OpenCV built without FFmpeg (common on Jetson) cannot,
 so this reader parses the multipart stream with the standard library and decodes JPEGs with OpenCV.
 A URL that answers with a single image (a snapshot endpoint) is polled once per ``read``.
+
+A server that is not an MJPEG stream cannot hang or crash it: every ``read`` must produce a frame
+within ``READ_TIMEOUT_MS`` (wall time, however the bytes trickle in) and within ``MAX_PART_BYTES``;
+otherwise it returns None and the capture stage reconnects with back-off. An answer that is not
+HTTP at all is a :class:`MaskrtError` naming the URL, never the server's bytes.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
+import time
 import urllib.error
 import urllib.request
 from typing import IO
@@ -17,12 +24,8 @@ import cv2
 import numpy as np
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.sources import (
-    DEFAULT_FPS,
-    OPEN_TIMEOUT_MS,
-    SourceSpec,
-    _normalise,
-)
+from maskrt.runtime.stream import sources
+from maskrt.runtime.stream.sources import DEFAULT_FPS, SourceSpec, _normalise
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,19 @@ class MjpegHttpSource:
         self._boundary: bytes | None = None
         self._snapshot = False
         self._buf = bytearray()
+        self._deadline = float("inf")
         self._connect()
 
     def _connect(self) -> None:
         url = str(self.spec.target)
         try:
-            # the timeout also bounds every read, so a stalled stream returns None instead of hanging
-            resp = urllib.request.urlopen(url, timeout=OPEN_TIMEOUT_MS / 1000)
+            # the socket timeout bounds the connect and each blocking receive; read() adds a deadline per frame
+            resp = urllib.request.urlopen(url, timeout=sources.READ_TIMEOUT_MS / 1000)
+        except http.client.HTTPException as exc:  # e.g. BadStatusLine: its text is the server's raw bytes
+            raise MaskrtError(
+                f"{url}: the server did not answer with HTTP ({type(exc).__name__}); check the URL and port "
+                "of the MJPEG stream"
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise MaskrtError(f"{url}: could not connect ({getattr(exc, 'reason', exc)})") from None
         ctype = resp.headers.get("Content-Type", "")
@@ -72,11 +81,12 @@ class MjpegHttpSource:
         return None
 
     def read(self) -> np.ndarray | None:
-        """Next decoded frame, or None when the stream ends, stalls or sends something undecodable."""
+        """Next decoded frame, or None when the stream ends, stalls, sends garbage or something undecodable."""
+        self._deadline = time.monotonic() + sources.READ_TIMEOUT_MS / 1000
         try:
             data = self._read_part()
-        except (OSError, ValueError, urllib.error.URLError, MaskrtError) as exc:
-            log.debug("%s: read failed (%s)", self.spec.text, exc)
+        except (OSError, ValueError, http.client.HTTPException, MaskrtError) as exc:
+            log.debug("%s: read failed (%s)", self.spec.text, type(exc).__name__)
             return None
         if not data:
             return None
@@ -90,20 +100,26 @@ class MjpegHttpSource:
         if self._snapshot:
             if self._resp is None:
                 self._connect()
-            assert self._resp is not None
-            data = self._resp.read(MAX_PART_BYTES)
-            self._resp.close()
-            self._resp = None
-            return data
+            try:
+                while self._fill():  # to the end of the answer, within the deadline and the size limit
+                    pass
+                return bytes(self._buf)
+            finally:
+                self._buf.clear()
+                self.close()
         if self._resp is None:
             return None
         # skip to the boundary line, then read the part headers
+        skipped = 0
         while True:
             line = self._readline()
             if not line:
                 return None
             if line.strip().startswith(self._boundary or b"--"):
                 break
+            skipped += len(line)
+            if skipped > MAX_PART_BYTES:
+                raise ValueError(f"no multipart boundary in {skipped} bytes")
         length = None
         while True:
             line = self._readline()
@@ -115,13 +131,15 @@ class MjpegHttpSource:
             if name.strip().lower() == "content-length":
                 length = int(value.strip())
         if length is not None:
-            if length > MAX_PART_BYTES:
+            if not 0 < length <= MAX_PART_BYTES:
                 raise ValueError(f"part of {length} bytes")
             return self._read_exact(length)
         return self._read_until(b"\xff\xd9")  # a JPEG without Content-Length ends at its EOI marker
 
     def _fill(self) -> bool:
         assert self._resp is not None
+        if time.monotonic() > self._deadline:
+            raise TimeoutError(f"no frame within {sources.READ_TIMEOUT_MS} ms")
         chunk = self._resp.read1(65536) if hasattr(self._resp, "read1") else self._resp.read(4096)
         if not chunk:
             return False

@@ -12,6 +12,12 @@ concurrently and the end-to-end rate approaches the inference rate. :meth:`Strea
 SIGTERM, ``q``) stops the capture; the frames already in flight are finished and handed out, so
 every frame counted as processed reaches the caller.
 
+Each result's ``stats["time_s"]`` is when its frame was captured, on one of three clocks
+(:attr:`Stream.clock`): ``capture`` (live sources: wall-clock seconds since reading began, so
+outages show as gaps), ``source`` (files and folders: the frame's position, index over the frame
+rate) or ``physical`` (``fps_physical`` given: index over the recording's true rate).
+``stats["dropped"]`` counts the frames read but not processed up to that frame.
+
 Example:
     >>> from maskrt.runtime.stream import stream
     >>> for frame, inst, stats in stream("bubbles.onnx", "clip.mp4"):
@@ -30,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from maskrt.runtime.stream.capture import Capture, CapturedFrame
-from maskrt.runtime.stream.sources import FrameSource, SourceSpec, open_source, parse_source
+from maskrt.runtime.stream.capture import Capture, CapturedFrame, open_with_retry
+from maskrt.runtime.stream.sources import FrameSource, SourceSpec, parse_source
 from maskrt.runtime.stream.timing import StageTimes
 from maskrt.runtime.stream.tracking import Tracker
 from maskrt.runtime.stream.types import StreamOptions, StreamResult
@@ -94,7 +100,7 @@ class Stream:
                 if isinstance(source, SourceSpec)
                 else parse_source(source, width=opt.width, height=opt.height, fps=opt.fps, loop=opt.loop)
             )
-            first: FrameSource = open_source(spec)
+            first: FrameSource = open_with_retry(spec, max_failures=opt.max_failures, backoff_s=opt.backoff_s)
         else:  # an already opened source (the CLI opens it before loading the model)
             first, spec = source, source.spec
         self.spec = spec
@@ -102,6 +108,7 @@ class Stream:
         self.frame_count = first.frame_count
         self.live = self.spec.live or opt.realtime
         self.seconds_per_frame = 1.0 / float(opt.fps_physical or self.source_fps)
+        self.clock = "physical" if opt.fps_physical else "capture" if self.spec.live else "source"
         self.capture = Capture(
             self.spec,
             first,
@@ -126,8 +133,10 @@ class Stream:
         )
         self.times = StageTimes()
         self.processed = 0
+        self._analysed = 0
         self._instances = 0
         self._abort = threading.Event()
+        self._stopping = False
         self._q_infer: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
         self._q_out: queue.Queue[Any] = queue.Queue(maxsize=max(1, opt.queue_size))
         self._threads: list[threading.Thread] = []
@@ -154,7 +163,11 @@ class Stream:
         self.close()
 
     def stop(self) -> None:
-        """Stop reading; frames already in flight are still processed and handed out."""
+        """Stop reading; frames already in flight are still processed and handed out. Safe to call again,
+        also from a signal handler that interrupts the stream's own stop."""
+        if self._stopping:
+            return
+        self._stopping = True  # before taking any lock: a signal handler arriving inside it returns above
         self.capture.stop()
 
     def __iter__(self) -> Iterator[StreamResult]:
@@ -189,7 +202,7 @@ class Stream:
                 self._t_end = done
         finally:
             self._abort.set()
-            self.capture.stop()
+            self.stop()
             self.capture.join(2.0)
             for t in self._threads:
                 t.join(2.0)
@@ -246,11 +259,17 @@ class Stream:
             rows = measure_instances(inst, opt.um_per_px, opt.roi)
             stats = frame_stats(inst, hw, roi=opt.roi, um_per_px=opt.um_per_px, measurements=rows)
             t2 = time.perf_counter()
+            time_s = self.frame_time(cap)
             ids = events = finished = None
             if self.tracker is not None:
                 ids, events, finished = self._track(cap.index, inst, rows)
+                for event in events:  # the event happened at this frame's capture time, on the CSV's clock
+                    event["time_s"] = time_s
             t3 = time.perf_counter()
-            stats = {"frame": cap.index, "time_s": cap.index * self.seconds_per_frame, **stats}
+            # every frame read before this one was either processed or dropped
+            dropped = cap.index - self._analysed
+            self._analysed += 1
+            stats = {"frame": cap.index, "time_s": time_s, "dropped": dropped, **stats}
             timings.update(postprocess=(t1 - t0) * 1e3, measure=(t2 - t1) * 1e3)
             self.times.add("postprocess", timings["postprocess"])
             self.times.add("measure", timings["measure"])
@@ -272,6 +291,35 @@ class Stream:
             self._put(self._q_out, result)
         self._put(self._q_out, _END, force=True)
 
+    def frame_time(self, cap: CapturedFrame) -> float:
+        """When ``cap`` was captured, in seconds on this stream's :attr:`clock`."""
+        if self.clock == "capture":
+            return max(0.0, cap.t_capture - self.capture.t_start)
+        return cap.index * self.seconds_per_frame
+
+    def template(self) -> StreamResult:
+        """A result with one one-pixel instance (and one finished track when tracking), for output columns.
+
+        Writers use it to give a table its header even when no frame was processed.
+        """
+        from maskrt.runtime.instances import Instances
+        from maskrt.runtime.measure import frame_stats, measure_instances
+        from maskrt.runtime.stream.tracking import Track
+
+        opt = self.options
+        names = list(getattr(self.segmenter, "class_names", None) or ["object"])
+        inst = Instances.from_masks(np.ones((1, 1, 1), bool), np.ones(1, np.float32), np.zeros(1, np.int64), names)
+        rows = measure_instances(inst, opt.um_per_px, opt.roi)
+        stats = {"frame": 0, "time_s": 0.0, "dropped": 0, **frame_stats(inst, (1, 1), um_per_px=opt.um_per_px)}
+        ids, finished = None, []
+        if self.tracker is not None:
+            ids = np.full(1, -1, np.int64)
+            for r in rows:
+                _track_columns(r, -1, (0.0, 0.0), self.tracker.unit)
+            track = Track(0, 0, np.zeros(4), 0, 0, frames=[0], areas=[1.0], centroids=[(0.0, 0.0)])
+            finished = [self.tracker.summary(track)]
+        return StreamResult(0, np.zeros((1, 1, 3), np.uint8), inst, stats, rows, ids, [], finished, {"infer": 0.0})
+
     def _track(self, index: int, inst: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, list, list]:
         assert self.tracker is not None
         areas = np.array([r["area_px"] for r in rows], dtype=np.float64)
@@ -287,10 +335,7 @@ class Stream:
         ids = self.tracker.update(index, inst.boxes, inst.scores, inst.class_ids, areas, cents)
         unit = self.tracker.unit
         for r, tid in zip(rows, ids.tolist()):
-            vx, vy = self.tracker.velocity(tid) if tid >= 0 else (0.0, 0.0)
-            r["track_id"] = tid
-            r[f"vx_{unit}_per_s"] = vx
-            r[f"vy_{unit}_per_s"] = vy
+            _track_columns(r, tid, self.tracker.velocity(tid) if tid >= 0 else (0.0, 0.0), unit)
         return ids, list(self.tracker.events), self.tracker.pop_finished()
 
     # -- queues that never block a stopping pipeline -------------------------------------------
@@ -339,8 +384,24 @@ class Stream:
             "fps": self.processed / wall if wall else 0.0,
             "mean_instances": self._instances / max(self.processed, 1),
             "source_fps": self.source_fps,
+            "clock": self.clock,
+            "time_s": CLOCKS[self.clock],
             "stages_ms": self.times.summary(),
         }
+
+
+def _track_columns(row: dict[str, Any], track_id: int, velocity: tuple[float, float], unit: str) -> None:
+    """Add the tracking columns to one instance's measurements."""
+    row["track_id"] = track_id
+    row[f"vx_{unit}_per_s"] = velocity[0]
+    row[f"vy_{unit}_per_s"] = velocity[1]
+
+
+CLOCKS = {
+    "capture": "capture time: wall-clock seconds since reading began (outages show as gaps)",
+    "source": "source position: frame index over the source's frame rate",
+    "physical": "physical time: frame index over --fps-physical",
+}
 
 
 def _own(outputs: Any) -> Any:

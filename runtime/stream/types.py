@@ -58,7 +58,10 @@ class StreamResult:
         index: the frame's index in the source (gaps are dropped frames).
         frame: the BGR frame as captured.
         instances: the segmentation (:class:`~maskrt.runtime.Instances`).
-        stats: per-frame statistics (``frame``, ``time_s``, ``count``, ``void_fraction``, diameters...).
+        stats: per-frame statistics (``frame``, ``time_s``, ``dropped``, ``count``, ``void_fraction``,
+            diameters...). ``time_s`` is the capture time on the stream's clock (wall clock for live
+            sources, source position for files, ``fps_physical`` when given); ``dropped`` counts the
+            frames read but not processed up to this one.
         measurements: per-instance measurements, each with ``track_id`` when tracking.
         track_ids: one id per instance when tracking (-1: not tracked), else None.
         events: departure events in this frame.

@@ -126,8 +126,8 @@ def test_live_source_failing_mid_run_is_reopened_then_given_up(
 
 
 def test_source_that_never_opens_fails_before_threads_start(threshold_segmenter: type) -> None:
-    with pytest.raises(MaskrtError, match="could not open"):
-        Stream(threshold_segmenter(), "http://127.0.0.1:9/none.mjpg")
+    with pytest.raises(MaskrtError, match="could not open.*gave up after 2 attempts"):  # first try + 1 retry
+        Stream(threshold_segmenter(), "http://127.0.0.1:9/none.mjpg", StreamOptions(max_failures=1, backoff_s=0.01))
     with pytest.raises(MaskrtError, match="unknown source scheme"):
         stream(threshold_segmenter(), "webcam://0")
 

@@ -117,16 +117,20 @@ def test_cli_refuses_hostile_checkpoint_in_one_line(
 
 
 @pytest.mark.parametrize("kind", ["torch-shell", "pickle-open"])
-def test_bench_torch_row_refuses_hostile_checkpoint(tmp_path: Path, kind: str) -> None:
+def test_bench_torch_row_refuses_hostile_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
     marker = tmp_path / "PWNED"
     bad = _hostile(tmp_path / "shared.pt", marker, kind)
     out = tmp_path / "b.json"
-    main(["-q", "bench", "--torch", str(bad), "--torch-device", "cpu", "--imgsz", "64", "--iters", "1",
-          "--warmup", "0", "--frames", "1", "--json", str(out)])
+    code = main(["-q", "bench", "--torch", str(bad), "--torch-device", "cpu", "--imgsz", "64", "--iters", "1",
+                 "--warmup", "0", "--frames", "1", "--json", str(out)])
     assert not marker.exists()
+    assert code == 2  # no row could be measured
     (row,) = json.loads(out.read_text())["rows"]
     assert row["status"] == "failed"
     assert row["reason"].startswith(f"{bad}: refused: not a maskrt checkpoint / unsafe content")
+    assert f"{bad}: refused: not a maskrt checkpoint" in capsys.readouterr().err
 
 
 def test_text_and_truncated_files_are_unreadable_not_refused(tmp_path: Path) -> None:
