@@ -44,6 +44,7 @@ class Part:
     kind: str = "polygon"  # what the user drew (polygon, rectangle, circle, ...) for messages
 
 
+@np.errstate(over="ignore", invalid="ignore")  # absurd coordinates get a problem line, not a warning
 def check_polygon(
     points: Any, width: int, height: int, item: str, log: ProblemLog, kind: str = "polygon"
 ) -> np.ndarray | None:
@@ -85,7 +86,9 @@ def _rle_runs(
     try:
         size = [int(v) for v in rle["size"]]
         counts = rle["counts"]
-    except (KeyError, TypeError, ValueError):
+        if len(size) != 2:
+            raise ValueError("size is not [h, w]")
+    except (KeyError, TypeError, ValueError, OverflowError):
         log.add(item, "RLE needs 'size' [h, w] and 'counts'; skipped")
         return None
     if size != [height, width]:
@@ -99,7 +102,7 @@ def _rle_runs(
             raise ValueError("negative run length")
         if sum(runs) != height * width:
             raise ValueError(f"RLE counts sum to {sum(runs)}, expected {height * width} for {height}x{width}")
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
         log.add(item, f"RLE counts are corrupt ({exc}); skipped")
         return None
     return runs, counts
@@ -111,6 +114,7 @@ def check_rle(rle: dict[str, Any], width: int, height: int, item: str, log: Prob
     return None if checked is None else rle_codec.counts_to_mask(checked[0], height, width)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # absurd coordinates get a problem line, not a warning
 def make_annotation(
     category: int,
     parts: list[Part],

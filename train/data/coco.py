@@ -9,6 +9,8 @@ and in ``../images/`` when the JSON sits in an ``annotations/`` folder (CVAT's C
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_size(v: Any) -> bool:
+    """A usable declared width or height: a finite number (NaN, infinities and strings are not)."""
+    return _is_number(v) and math.isfinite(v)
+
+
+def _is_id(v: Any) -> bool:
+    """Whether ``v`` can be an id: a number or string (a list or object, from a broken file, cannot)."""
+    return isinstance(v, (int, float, str))
 
 
 def _parts(seg: Any, item: str, log: ProblemLog) -> list[Part] | None:
@@ -65,7 +77,7 @@ def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[li
     """Class names and the map from category id to class index."""
     cats: dict[Any, dict[str, Any]] = {}
     for c in categories:
-        if not isinstance(c, dict) or "id" not in c or not str(c.get("name", "")).strip():
+        if not isinstance(c, dict) or not _is_id(c.get("id")) or not str(c.get("name", "")).strip():
             log.add(f"category {c!r:.60}", "needs an 'id' and a 'name'; skipped")
             continue
         if c["id"] in cats:
@@ -75,7 +87,11 @@ def _classes(categories: list[Any], used: set[Any], log: ProblemLog) -> tuple[li
             )
             continue
         cats[c["id"]] = c
-    parents = {c.get("supercategory") for c in cats.values() if c.get("supercategory") != c["name"]}
+    parents = {
+        c["supercategory"].strip()
+        for c in cats.values()
+        if isinstance(c.get("supercategory"), str) and c["supercategory"].strip() != str(c["name"]).strip()
+    }
     classes: list[str] = []
     index: dict[Any, int] = {}
     for cid in sorted(cats, key=lambda v: (str(type(v)), v)):
@@ -122,7 +138,7 @@ def load_coco(
     if not isinstance(anns, list) or not isinstance(cats, list):
         raise MaskrtError(f"{shown}: 'annotations' and 'categories' must be lists; re-export the file")
 
-    used = {a.get("category_id") for a in anns if isinstance(a, dict)}
+    used = {a.get("category_id") for a in anns if isinstance(a, dict) and _is_id(a.get("category_id"))}
     classes, cat_index = _classes(cats, used, log)
 
     search = [images] if images is not None else []
@@ -132,7 +148,7 @@ def load_coco(
 
     by_id: dict[Any, dict[str, Any]] = {}
     for k, im in enumerate(data["images"]):
-        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+        if not isinstance(im, dict) or not _is_id(im.get("id")) or not isinstance(im.get("file_name"), str):
             log.add(f"images[{k}]", "needs an 'id' and a 'file_name'; skipped")
             continue
         if im["id"] in by_id:
@@ -150,12 +166,14 @@ def load_coco(
             log.add(f"annotations[{k}]", "is not an object; skipped")
             continue
         aid = a.get("id", f"#{k}")
-        if "id" in a and aid in seen_ann_ids:
+        if not _is_id(aid):
+            aid = f"#{k} ({json.dumps(aid)[:20]})"
+        elif "id" in a and aid in seen_ann_ids:
             log.add(
                 f"annotation id {aid}", "duplicate annotation id; kept both (ids are renumbered on export)"
             )
         seen_ann_ids.add(aid)
-        if a.get("image_id") not in by_id:
+        if not _is_id(a.get("image_id")) or a["image_id"] not in by_id:
             log.add(f"annotation id {aid}", f"image id {a.get('image_id')!r} is not in 'images'; skipped")
             continue
         anns_of[a["image_id"]].append(a)
@@ -172,7 +190,7 @@ def load_coco(
             continue
         declared = (
             (int(im["width"]), int(im["height"]))
-            if _is_number(im.get("width")) and _is_number(im.get("height"))
+            if _is_size(im.get("width")) and _is_size(im.get("height"))
             else None
         )
         size = check_image(file, declared, item, log, decode=decode_images)
@@ -183,8 +201,9 @@ def load_coco(
         w, h = size
         out: list[Annotation] = []
         for a in anns_of.get(iid, []):
-            aitem = f"annotation id {a.get('id', '?')} ({item})"
-            if a.get("category_id") not in cat_index:
+            aid = a.get("id", "?")
+            aitem = f"annotation id {aid if _is_id(aid) else json.dumps(aid)[:20]} ({item})"
+            if not _is_id(a.get("category_id")) or a["category_id"] not in cat_index:
                 log.add(aitem, f"category id {a.get('category_id')!r} is not a known class; skipped")
                 continue
             parts = _parts(a.get("segmentation"), aitem, log)

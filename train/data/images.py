@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -40,16 +41,14 @@ def resolve_image(name: str, search_dirs: list[Path]) -> Path | None:
     """First existing file for ``name`` in ``search_dirs`` (as given, then by its base name), else ``None``."""
     name = name.replace("\\", "/")
     p = Path(name)
-    if p.is_absolute() and p.is_file():
-        return p
-    candidates: list[Path] = []
-    for d in search_dirs:
-        candidates.append(d / name)
-    for d in search_dirs:
-        candidates.append(d / p.name)
+    candidates = [p] if p.is_absolute() else []
+    candidates += [d / name for d in search_dirs] + [d / p.name for d in search_dirs]
     for c in candidates:
-        if c.is_file():
-            return c
+        try:
+            if c.is_file():
+                return c
+        except (OSError, ValueError):  # a name too long or not encodable for this file system is no file
+            continue
     return None
 
 
@@ -219,12 +218,17 @@ def check_image(
 
 def save_embedded(data: str, cache_dir: Path | None, name_hint: str) -> Path | None:
     """Decode a base64 image (optionally a ``data:`` URL) into the cache; ``None`` when it is not an image."""
+    if not isinstance(data, str):
+        return None
     if "," in data[:100] and data.lstrip().startswith("data:"):
         data = data.split(",", 1)[1]
     try:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
         return None
+    if not raw:
+        return None
+    hint = Path(name_hint)
     if raw.startswith(b"\x89PNG"):
         ext = ".png"
     elif raw.startswith(b"\xff\xd8"):
@@ -234,10 +238,11 @@ def save_embedded(data: str, cache_dir: Path | None, name_hint: str) -> Path | N
     elif raw[:4] in (b"GIF8",):
         ext = ".gif"
     else:
-        ext = Path(name_hint).suffix.lower() or ".png"
+        ext = hint.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", hint.suffix.lower()) else ".png"
     digest = hashlib.sha1(raw).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else default_cache_dir()
-    out = folder / digest / f"{Path(name_hint).stem or 'image'}{ext}"
+    stem = re.sub(r"[^\w.-]", "_", hint.stem)[:80].strip(".") or "image"  # any name the file system takes
+    out = folder / digest / f"{stem}{ext}"
     if not out.is_file():
         with atomic_path(out) as tmp:
             tmp.write_bytes(raw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,18 @@ from maskrt.train.data.record import Annotation, Dataset, ImageRecord
 IGNORED_LABELS = ("__ignore__", "_background_")
 
 
-def _mask_part(shape: dict[str, Any], width: int, height: int) -> Part | None:
-    """A labelme ``mask`` shape (a PNG of the box at ``points[0]``) as a full-image mask."""
+def _mask_part(shape: dict[str, Any], corner: np.ndarray, width: int, height: int) -> Part | None:
+    """A labelme ``mask`` shape (a PNG of the box whose top-left is ``corner``) as a full-image mask."""
+    if not np.isfinite(corner).all():
+        return None
     try:
         raw = base64.b64decode(shape["mask"])
-        small = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_GRAYSCALE)
+        small = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_GRAYSCALE) if raw else None
     except (KeyError, TypeError, binascii.Error, ValueError):
         return None
     if small is None:
         return None
-    x0, y0 = (round(float(v)) for v in shape["points"][0])
+    x0, y0 = (round(float(v)) for v in corner)
     full = np.zeros((height, width), dtype=bool)
     ys, xs = max(0, y0), max(0, x0)
     ye, xe = min(height, y0 + small.shape[0]), min(width, x0 + small.shape[1])
@@ -46,6 +49,7 @@ def _mask_part(shape: dict[str, Any], width: int, height: int) -> Part | None:
     return Part(mask=full, kind="mask")
 
 
+@np.errstate(over="ignore", invalid="ignore")  # absurd coordinates get a problem line, not a warning
 def _shape_part(shape: dict[str, Any], width: int, height: int, where: str, log: ProblemLog) -> Part | None:
     """One labelme shape as a :class:`Part`, or ``None`` (reported) when it cannot be one."""
     kind = shape.get("shape_type") or "polygon"
@@ -74,7 +78,7 @@ def _shape_part(shape: dict[str, Any], width: int, height: int, where: str, log:
             return None
         return Part(polygon=circle_polygon(arr[0, 0], arr[0, 1], r), kind=kind)
     if kind == "mask":
-        part = _mask_part(shape, width, height) if len(arr) >= 1 else None
+        part = _mask_part(shape, arr[0], width, height) if len(arr) >= 1 else None
         if part is None:
             log.add(where, "mask shape has no decodable 'mask' PNG; skipped")
         return part
@@ -130,7 +134,8 @@ def load_labelme(
         str(s.get("label", "")).strip()
         for _, _, d in docs
         if isinstance(d, dict)
-        for s in (d.get("shapes") or [])
+        if isinstance(d.get("shapes"), list)
+        for s in d["shapes"]
         if isinstance(s, dict)
     } - {"", *IGNORED_LABELS}
     classes = fixed_classes if fixed_classes is not None else sorted(labels)
@@ -145,7 +150,7 @@ def load_labelme(
             continue
         shapes = [s for s in doc.get("shapes", []) if isinstance(s, dict)]
         declared = None
-        if isinstance(doc.get("imageWidth"), int) and isinstance(doc.get("imageHeight"), int):
+        if type(doc.get("imageWidth")) is int and type(doc.get("imageHeight")) is int:  # not bool
             declared = (doc["imageWidth"], doc["imageHeight"])
         img_name = str(doc.get("imagePath") or "")
         found = locate_image(
@@ -173,7 +178,12 @@ def load_labelme(
                 why = "not in labels.txt" if fixed_classes is not None else "empty"
                 log.add(where, f"label '{label}' is {why} (unknown class); skipped")
                 continue
-            key = (label, s["group_id"]) if s.get("group_id") is not None else ("#", k)
+            gid = s.get("group_id")
+            if isinstance(gid, (dict, list)):
+                why = f"group_id {json.dumps(gid)[:20]} is not a number; drawn as an instance of its own"
+                log.add(where, why)
+                gid = None
+            key = (label, gid) if gid is not None else ("#", k)
             groups.setdefault(key, []).append((k, s))
         anns: list[Annotation] = []
         for key, members in groups.items():

@@ -10,8 +10,11 @@ from the images themselves.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
@@ -38,8 +41,22 @@ def _num(d: dict[str, Any], *keys: str) -> list[float]:
     return [float(d[k]) for k in keys]
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (VIA files edited by hand hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _attributes(region: dict[str, Any]) -> dict[str, Any]:
+    """A region's ``region_attributes``, empty when missing or not an object."""
+    return _obj(region.get("region_attributes"))
+
+
+@np.errstate(over="ignore", invalid="ignore")  # absurd coordinates get a problem line, not a warning
 def _shape_part(shape: dict[str, Any], where: str, log: ProblemLog) -> Part | None:
     """One VIA ``shape_attributes`` as a :class:`Part`, or ``None`` (reported)."""
+    if not isinstance(shape, dict):
+        log.add(where, f"'shape_attributes' is not an object (it is {json.dumps(shape)[:40]}); skipped")
+        return None
     name = str(shape.get("name", ""))
     try:
         if name == "polygon":
@@ -138,7 +155,7 @@ def load_via(
     attr_defs: dict[str, Any] = {}
     if "_via_img_metadata" in data:
         meta = data["_via_img_metadata"]
-        attr_defs = (data.get("_via_attributes") or {}).get("region") or {}
+        attr_defs = _obj(_obj(data.get("_via_attributes")).get("region"))
     else:
         meta = data
     if not isinstance(meta, dict):
@@ -153,11 +170,11 @@ def load_via(
     names: list[str] = list(attr_defs)
     for _, e in entries:
         for _, r in _regions(e):
-            for n in r.get("region_attributes") or {}:
+            for n in _attributes(r):
                 if n not in names:
                     names.append(n)
     attr = _pick_attribute(names, class_attribute, shown)
-    options = (attr_defs.get(attr) or {}).get("options") if attr is not None else None
+    options = _obj(attr_defs.get(attr)).get("options") if attr is not None else None
     if attr is None:
         classes = [DEFAULT_CLASS]
         log.add(None, f"regions have no attributes; every region is class '{DEFAULT_CLASS}'")
@@ -165,7 +182,7 @@ def load_via(
         classes = [str(k).strip() for k in options]
     else:
         found = {
-            _class_of((r.get("region_attributes") or {}).get(attr))
+            _class_of(_attributes(r).get(attr))
             for _, e in entries
             for _, r in _regions(e)
         }
@@ -203,7 +220,7 @@ def load_via(
             if attr is None:
                 cls: str | None = DEFAULT_CLASS
             else:
-                raw = (r.get("region_attributes") or {}).get(attr)
+                raw = _attributes(r).get(attr)
                 cls = _class_of(raw)
                 if cls is None:
                     log.add(where, f"no class in attribute '{attr}' (value {raw!r}); skipped")
@@ -213,7 +230,8 @@ def load_via(
                     where, f"class '{cls}' is not one of the options of '{attr}' (unknown class); skipped"
                 )
                 continue
-            part = _shape_part(r.get("shape_attributes") or {}, where, log)
+            shape = r.get("shape_attributes")
+            part = _shape_part({} if shape is None else shape, where, log)
             if part is None:
                 continue
             ann = make_annotation(index[cls], [part], w, h, where, log)
