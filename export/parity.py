@@ -205,3 +205,75 @@ def _cutoff(scores: np.ndarray, max_det: int | None, tol: float) -> float:
     if max_det is None or len(scores) < max_det or len(scores) == 0:
         return float("-inf")
     return float(np.min(scores)) + tol
+
+
+INT8_MAX_AP50_DROP = 0.01
+"""An INT8 model passes when its held-out mask AP50 is at most this much (1 point) below the FP32 model's."""
+
+INT8_RULES = ParityRules(box_iou=0.5, mask_iou=0.0, score_tol=0.1, score_floor=0.5)
+"""How INT8 detections are matched to FP32 ones: same label, box IoU >= 0.5, FP32 detections scoring at least
+0.5 (the default threshold); an INT8 detection counts as missing or extra only when it is 0.1 clear of it."""
+
+
+@dataclass
+class Int8Parity:
+    """What INT8 changes against the FP32 model it was quantized from (reported by ``maskrt export --int8``).
+
+    ``matching`` compares the two ONNX models' detections image by image (:data:`INT8_RULES`);
+    ``ap50_*`` / ``ap_*`` are COCO mask AP50 / AP of each model on ``heldout_images`` held-out
+    annotated images, scored through the runtime (``None`` when not measured, e.g. a model whose
+    classes are not in the synthetic scenes). The gate is the AP50 drop when measured.
+    """
+
+    matching: ParityReport
+    heldout_images: int = 0
+    heldout_source: str = ""
+    ap50_fp32: float | None = None
+    ap50_int8: float | None = None
+    ap_fp32: float | None = None
+    ap_int8: float | None = None
+    max_ap50_drop: float = INT8_MAX_AP50_DROP
+
+    @property
+    def ap50_drop(self) -> float | None:
+        if self.ap50_fp32 is None or self.ap50_int8 is None:
+            return None
+        return self.ap50_fp32 - self.ap50_int8
+
+    @property
+    def passed(self) -> bool:
+        drop = self.ap50_drop
+        return drop is None or drop <= self.max_ap50_drop + 1e-9
+
+    def summary(self) -> dict[str, Any]:
+        """Matching totals, AP before/after and the verdict."""
+        m = self.matching.summary()
+        return {
+            "images": m["images"],
+            "detections": m["detections"],
+            "matched": m["matched"],
+            "missing": m["missing"],
+            "extra": m["extra"],
+            "match_rate": m["matched"] / m["detections"] if m["detections"] else 1.0,
+            "min_box_iou": m["min_box_iou"],
+            "mean_mask_iou": m["mean_mask_iou"],
+            "max_score_diff": m["max_score_diff"],
+            "heldout_images": self.heldout_images,
+            "heldout_source": self.heldout_source,
+            "mask_ap50_fp32": self.ap50_fp32,
+            "mask_ap50_int8": self.ap50_int8,
+            "mask_ap_fp32": self.ap_fp32,
+            "mask_ap_int8": self.ap_int8,
+            "ap50_drop": self.ap50_drop,
+            "max_ap50_drop": self.max_ap50_drop,
+            "passed": self.passed,
+        }
+
+    def failures(self) -> list[str]:
+        """Why the gate failed (empty when it passed)."""
+        drop = self.ap50_drop
+        if self.passed or drop is None:
+            return []
+        return [(f"mask AP50 {self.ap50_int8:.3f} is {drop * 100:.1f} points below FP32's {self.ap50_fp32:.3f} "
+                 f"(allowed {self.max_ap50_drop * 100:.0f}); calibrate on your own images with --calib DATA "
+                 "or on more of them with --calib-images")]

@@ -1,8 +1,9 @@
-"""``maskrt export`` as a library call: checkpoint -> ONNX (FP32/FP16) -> checks -> parity -> engine.
+"""``maskrt export`` as a library call: checkpoint -> ONNX (FP32/FP16/INT8) -> checks -> parity -> engine.
 
 Example:
     >>> result = export_checkpoint("runs/train/best.pt", ExportOptions(imgsz=512, max_det=100))
     >>> result.onnx_path, result.parity["passed"]
+    >>> export_checkpoint("model.onnx", ExportOptions(int8=True)).int8["mask_ap50_int8"]   # INT8 from an FP32 artifact
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class ExportOptions:
     mask_threshold: float = 0.5
     workspace_gb: float = 4.0
     threads: int = 2
+    int8: bool = False
+    """Write an INT8 Q/DQ model (:mod:`maskrt.export.int8`) calibrated on ``calib``."""
+    calib: str | None = None
+    """Calibration images: a folder, a glob or a dataset (default: synthetic scenes)."""
+    calib_images: int = 32
+    calib_method: str = "minmax"
+    heldout_images: int = 20
+    """Held-out synthetic scenes on which the INT8 report scores mask AP50 before and after (0: skip)."""
 
 
 @dataclass
@@ -56,6 +65,10 @@ class ExportResult:
     agreement: dict[str, Any] | None = None
     engine_path: Path | None = None
     engine_info: dict[str, Any] | None = None
+    int8: dict[str, Any] | None = None
+    """:meth:`maskrt.export.parity.Int8Parity.summary` of an INT8 export (what INT8 changes against FP32)."""
+    int8_failures: list[str] = field(default_factory=list)
+    calib_source: str = ""
 
 
 def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
@@ -65,7 +78,7 @@ def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
         stem = out.with_suffix("") if out.suffix in (".onnx", ".engine", ".plan") else out
     else:
         stem = checkpoint.with_suffix("")
-    tag = ".fp16" if opts.half else ""
+    tag = ".fp16" if opts.half else ".int8" if opts.int8 else ""
     onnx_path = Path(f"{stem}{tag}.onnx")
     engine_path = Path(f"{stem}{tag}.engine")
     if opts.out is not None and Path(opts.out).suffix == ".onnx":
@@ -83,7 +96,7 @@ def export_checkpoint(
     """Export a maskrt checkpoint as described by ``opts``; raise :class:`MaskrtError` on user errors.
 
     Args:
-        checkpoint: a ``.pt`` file written by ``maskrt train``.
+        checkpoint: a ``.pt`` file written by ``maskrt train``; with ``opts.int8`` also an FP32 ``.onnx`` artifact.
         opts: export options (defaults: 512 px, 100 detections, FP32 ONNX, simplified, parity on).
         on_step: called with a short description before each step (for a progress display).
     """
@@ -92,6 +105,13 @@ def export_checkpoint(
     if opts.fmt not in FORMATS:
         raise MaskrtError(f"unknown format {opts.fmt!r}; choose one of {', '.join(FORMATS)}")
     checkpoint = Path(checkpoint)
+    if opts.int8 and opts.half:
+        raise MaskrtError("--int8 and --half exclude each other; pick one precision")
+    if checkpoint.suffix.lower() == ".onnx":
+        if not opts.int8:
+            raise MaskrtError("an .onnx file can only be re-exported with --int8; export the checkpoint (.pt) "
+                              "otherwise", path=checkpoint)
+        return _int8_from_onnx(checkpoint, opts, step)
     if opts.fmt in ("engine", "all"):  # fail before the slow part when TensorRT cannot run here
         from maskrt.export.tensorrt_build import require_tensorrt
 
@@ -111,6 +131,10 @@ def export_checkpoint(
     onnx_path, engine_path = output_paths(checkpoint, opts)
 
     step(f"exporting ONNX ({size[0]}x{size[1]}, max_det {opts.max_det})")
+    tmpdir = tempfile.TemporaryDirectory(prefix="maskrt-export-") if opts.int8 else None
+    final_path = onnx_path
+    if tmpdir is not None:  # the FP32 model is quantized from, then dropped
+        onnx_path = Path(tmpdir.name) / "model.fp32.onnx"
     if opts.half:
         from maskrt.export.fp16 import write_fp16
 
@@ -124,24 +148,95 @@ def export_checkpoint(
         nodes, before, simplified = res.nodes, res.nodes_before_simplify, res.simplified
     result = ExportResult(onnx_path, onnx_path.stat().st_size, nodes, before, simplified,
                           "fp16" if opts.half else "fp32")
+    try:
+        if opts.parity:  # of the FP32 model an INT8 one is made from: the INT8 report then compares with it
+            step("checking parity with PyTorch")
+            _parity(result, wrapper, size, opts, meta.pad_value)
+        if tmpdir is not None:
+            _quantize(result, onnx_path, final_path, opts, step, meta.pad_value)
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+    _check(result, step)
+    _engine(result, engine_path, opts, step)
+    return result
 
+
+def _check(result: ExportResult, step: Callable[[str], None]) -> None:
     step("checking TensorRT compatibility")
     from maskrt.export.check import check_model
 
-    result.violations = [str(v) for v in check_model(onnx_path)]
+    result.violations = [str(v) for v in check_model(result.onnx_path)]
     if result.violations:
-        log.warning("%d TensorRT-compatibility problems in %s", len(result.violations), onnx_path)
+        log.warning("%d TensorRT-compatibility problems in %s", len(result.violations), result.onnx_path)
 
-    if opts.parity:
-        step("checking parity with PyTorch")
-        _parity(result, wrapper, size, opts, meta.pad_value)
 
+def _engine(result: ExportResult, engine_path: Path, opts: ExportOptions, step: Callable[[str], None]) -> None:
     if opts.fmt in ("engine", "all"):
         step("building TensorRT engine")
         from maskrt.export.tensorrt_build import BuildOptions, build_engine
 
-        info = build_engine(onnx_path, engine_path, BuildOptions(fp16=opts.half, workspace_gb=opts.workspace_gb))
+        info = build_engine(result.onnx_path, engine_path,
+                            BuildOptions(fp16=opts.half, workspace_gb=opts.workspace_gb))
         result.engine_path, result.engine_info = engine_path, info
+
+
+def _quantize(result: ExportResult, fp32_path: Path, dst: Path, opts: ExportOptions, step: Callable[[str], None],
+              pad: int) -> None:
+    """Quantize ``fp32_path`` into ``dst`` and fill ``result`` with the INT8 file and its report."""
+    from maskrt.export.int8 import calibration_images, write_int8
+    from maskrt.export.int8_report import int8_parity
+    from maskrt.export.metadata import read_meta
+    from maskrt.export.scenes import folder_images, synthetic_scenes
+
+    meta = read_meta(fp32_path)
+    hw = (int(meta.input_size[0]), int(meta.input_size[1]))
+    step(f"calibrating INT8 on {opts.calib or 'synthetic scenes'}")
+    images, source = calibration_images(hw, opts.calib_images, opts.calib, pad)
+    step(f"quantizing to INT8 ({len(images)} calibration images)")
+    q = write_int8(fp32_path, dst, images, source, opts.calib_method)
+    result.onnx_path, result.size_bytes, result.precision, result.calib_source = q.path, q.size_bytes, "int8", source
+    result.nodes = _node_count(q.path)
+    step(f"comparing INT8 with FP32 (matching, held-out mask AP on {opts.heldout_images} scenes)")
+    if opts.data is not None:
+        scenes = folder_images(opts.data, hw, limit=opts.parity_images, pad_value=pad)
+    else:
+        scenes = synthetic_scenes(opts.parity_images, hw, seed=0)
+    report = int8_parity(fp32_path, q.path, [s.image for s in scenes], heldout_images=opts.heldout_images,
+                         heldout_size=min(hw), threads=opts.threads)
+    result.int8, result.int8_failures = report.summary(), report.failures()
+
+
+def _node_count(path: Path) -> int:
+    import onnx
+
+    return len(onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _int8_from_onnx(src: Path, opts: ExportOptions, step: Callable[[str], None]) -> ExportResult:
+    """``maskrt export model.onnx --int8``: quantize an FP32 artifact (the bundled one included)."""
+    from maskrt.export.metadata import read_meta
+
+    if not src.is_file():
+        raise MaskrtError("ONNX model not found; check the path", path=src)
+    if opts.fmt in ("engine", "all"):
+        from maskrt.export.tensorrt_build import require_tensorrt
+
+        require_tensorrt()
+    meta = read_meta(src)
+    if opts.out is not None and Path(opts.out).suffix == ".onnx":
+        dst = Path(opts.out)
+    else:
+        stem = Path(opts.out).with_suffix("") if opts.out is not None else src.with_suffix("")
+        dst = Path(f"{stem}.int8.onnx")
+    if dst.resolve() == src.resolve():
+        raise MaskrtError("--out names the source model; pass another file name", path=dst)
+    nodes = _node_count(src)
+    result = ExportResult(src, src.stat().st_size, nodes, nodes, False, meta.precision)
+    _quantize(result, src, dst, opts, step, meta.pad_value)
+    _check(result, step)
+    engine_out = opts.out is not None and Path(opts.out).suffix in (".engine", ".plan")
+    _engine(result, Path(opts.out) if engine_out else dst.with_suffix(".engine"), opts, step)
     return result
 
 

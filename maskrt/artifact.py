@@ -66,7 +66,7 @@ REQUIRED_KEYS = (
     "max_det",  # int, D
     "score_threshold",  # float: default confidence threshold for the runtime
     "mask_threshold",  # float: default probability threshold for pasting masks
-    "precision",  # "fp32" | "fp16"
+    "precision",  # "fp32" | "fp16" | "int8" (INT8: Q/DQ ONNX, see maskrt.export.int8)
     "metrics",  # JSON dict: the checkpoint's evaluation metrics (may be {})
 )
 

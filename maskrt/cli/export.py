@@ -1,4 +1,4 @@
-"""`maskrt export`: checkpoint -> static ONNX (+ FP16) -> checks -> parity -> TensorRT engine."""
+"""`maskrt export`: checkpoint -> static ONNX (+ FP16 or INT8) -> checks -> parity -> TensorRT engine."""
 
 from __future__ import annotations
 
@@ -13,11 +13,19 @@ from maskrt.errors import MaskrtError
 
 @app.command()
 def export(
-    checkpoint: Path | None = typer.Argument(None, help="Checkpoint (.pt) written by `maskrt train`."),
+    checkpoint: Path | None = typer.Argument(
+        None, help="Checkpoint (.pt) written by `maskrt train`; with --int8 also an FP32 .onnx artifact."),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | engine | all (engine builds from the ONNX)."),
     imgsz: int = typer.Option(512, "--imgsz", help="Fixed square input size (multiple of 32)."),
     max_det: int = typer.Option(100, "--max-det", help="Detections per image in the fixed-shape outputs."),
     half: bool = typer.Option(False, "--half", help="FP16 model (heavy layers FP16; box geometry, NMS FP32)."),
+    int8: bool = typer.Option(False, "--int8", help="INT8 Q/DQ model (backbone/FPN/RPN/heads INT8; box decoding, "
+                              "NMS inputs, mask logits FP32) for ONNX Runtime, OpenVINO and TensorRT."),
+    calib: str | None = typer.Option(None, "--calib", help="INT8 calibration images: a folder, a glob or a dataset "
+                                     "(default: synthetic scenes)."),
+    calib_images: int = typer.Option(32, "--calib-images", help="Number of INT8 calibration images."),
+    heldout: int = typer.Option(20, "--int8-heldout", help="Held-out synthetic scenes scoring mask AP50 before "
+                                "and after INT8 (0: skip)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxslim if smaller."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.onnx/.engine) or stem."),
     data: Path | None = typer.Option(None, "--data", help="Folder of images for the parity check."),
@@ -42,7 +50,8 @@ def export(
 
     opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
-                         workspace_gb=workspace)
+                         workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
+                         heldout_images=heldout)
     console = Console(stderr=True)
     with console.status("exporting") as status:
         result = export_checkpoint(checkpoint, opts, on_step=lambda s: status.update(s + " ..."))
@@ -53,6 +62,9 @@ def export(
     if result.parity is not None and not result.parity["passed"]:
         why = "; ".join(result.parity_failures[:3])
         raise MaskrtError(f"parity with PyTorch failed ({why}); the file is kept for inspection",
+                          path=result.onnx_path)
+    if result.int8_failures:
+        raise MaskrtError(f"INT8 accuracy below target: {result.int8_failures[0]}; the file is kept",
                           path=result.onnx_path)
 
 
@@ -74,6 +86,22 @@ def _fmt(summary: dict[str, Any]) -> str:
             f"{summary['min_mask_iou']:.4f}, max score diff {summary['max_score_diff']:.2e}")
 
 
+def _fmt_int8(s: dict[str, Any], calib: str) -> str:
+    lines = [f"int8      calibrated on {calib}",
+             (f"          vs FP32 on {s['images']} images: {s['matched']}/{s['detections']} detections (score >= 0.5) "
+              f"matched at box IoU 0.5, {s['missing']} missing, {s['extra']} extra; mean mask IoU "
+              f"{s['mean_mask_iou']:.3f}, max score diff {s['max_score_diff']:.3f}")]
+    if s["mask_ap50_fp32"] is None:
+        lines.append("          held-out mask AP50: not measured (the model's classes are not in the synthetic scenes)")
+    else:
+        verdict = "PASS" if s["passed"] else "FAIL"
+        lines.append(f"          held-out mask AP50 {verdict}: FP32 {s['mask_ap50_fp32']:.3f} -> INT8 "
+                     f"{s['mask_ap50_int8']:.3f} ({-s['ap50_drop'] * 100:+.1f} points, allowed "
+                     f"-{s['max_ap50_drop'] * 100:.0f}); mask AP {s['mask_ap_fp32']:.3f} -> {s['mask_ap_int8']:.3f} "
+                     f"on {s['heldout_images']} scenes ({s['heldout_source']})")
+    return "\n".join(lines)
+
+
 def _print_report(result: Any) -> None:
     typer.echo(f"ONNX      {result.onnx_path}  {result.size_bytes / 1e6:.1f} MB, {result.precision}, "
                f"{result.nodes} nodes" + (f" (onnxslim from {result.nodes_before_simplify})" if result.simplified
@@ -90,6 +118,8 @@ def _print_report(result: Any) -> None:
             typer.echo(f"  {line}")
     if result.agreement is not None:
         typer.echo(f"eager     model([image]) vs ONNX + host paste: {_fmt(result.agreement)}")
+    if result.int8 is not None:
+        typer.echo(_fmt_int8(result.int8, result.calib_source))
     if result.engine_path is not None:
         info = result.engine_info or {}
         typer.echo(f"engine    {result.engine_path}  TensorRT {info.get('tensorrt_version')}, "

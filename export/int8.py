@@ -1,0 +1,273 @@
+"""INT8 version of an FP32 maskrt artifact: Q/DQ ONNX calibrated on images, for ONNX Runtime, OpenVINO, TensorRT.
+
+The quantizer is ONNX Runtime's (``onnxruntime.quantization.quantize_static``, QDQ format); this module
+chooses what it quantizes and with which rules, feeds it calibration images, and writes the artifact
+with ``precision: int8`` in its metadata.
+
+Rules followed (TensorRT's explicit quantization, its only INT8 path since TensorRT 11; OpenVINO and
+ONNX Runtime read the same Q/DQ file):
+
+* Symmetric INT8 everywhere, zero point 0 (``QuantType.QInt8`` for weights and activations,
+  ``ActivationSymmetric`` / ``WeightSymmetric``): TensorRT accepts no other zero point. Weights use
+  [-127, 127], activations [-128, 127] (ONNX Runtime's symmetric ranges match TensorRT's).
+* Weights per channel on the output-channel axis (axis 0 of Conv ``[O, I, kh, kw]`` and of Gemm
+  with ``transB=1``), stored as INT8 initializers followed by a ``DequantizeLinear`` (TensorRT:
+  "when using pre-quantized weights, an IDequantizeLayer is required between the weights and the
+  linear operator").
+* Biases stay float (``QuantizeBias: False``): TensorRT's parser rejects ``DequantizeLinear`` of an
+  INT32 bias ("only activation types allowed as input to this layer"); TensorRT and ONNX Runtime fuse
+  a float bias into the INT8 convolution themselves.
+* Q/DQ on the inputs of every quantized Conv/Gemm, and on their outputs (ONNX Runtime's QDQ
+  placement): each quantized layer's input is INT8, which is what TensorRT's placement advice asks
+  of weighted layers, and an INT8 output lets TensorRT and ONNX Runtime chain INT8 kernels.
+* Only the backbone, the FPN, the RPN's shared 3x3 convolution and the box/mask head convolutions
+  and fully connected layers are quantized (:data:`QUANT_PREFIXES`): the RPN's objectness and box
+  delta convolutions, the box predictor (class scores, box deltas), the mask predictor (mask
+  logits), anchor and box decoding, NMS, RoIAlign, TopK and the pre-processing stay FP32. So every
+  tensor that NMS or box decoding reads, and the mask logits, are computed in floating point.
+
+The model is quantized from FP32 weights: the bundled artifact stores FP16 weights behind ``Cast``
+nodes (:mod:`maskrt.export.compact`), which are folded back into FP32 initializers first.
+
+Calibration sees what inference sees: images are letterboxed with the runtime's own
+:func:`maskrt.runtime.preprocess.letterbox` and fed as the uint8 graph input. Without ``--calib``
+they are synthetic ``maskrt synth`` scenes (``mixed``, seed :data:`CALIB_SEED`, not a seed the
+bundled model trained or was evaluated on).
+
+Known limit of ONNX Runtime's CPU execution provider on x86: it runs INT8 convolutions as
+uint8 x int8, converting each symmetric int8 Q/DQ pair to uint8 at load time, but only for a tensor
+with one consumer; convolutions reading or writing a tensor with several consumers (the inputs and
+outputs of residual blocks) stay FP32 with fake quantization around them. See
+``benchmarks/int8.py`` for what that costs.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from maskrt.artifact import INPUT_NAME, ArtifactMeta
+from maskrt.atomic import atomic_path
+from maskrt.errors import MaskrtError
+from maskrt.export.metadata import props_of, set_meta
+
+log = logging.getLogger(__name__)
+
+QUANT_OPS = ("Conv", "Gemm", "MatMul")
+"""Operator types that are quantized (when their node name has one of :data:`QUANT_PREFIXES`)."""
+
+QUANT_PREFIXES = (
+    "/backbone/",
+    "/rpn/head/conv/",
+    "/roi_heads/box_head/",
+    "/roi_heads/mask_head/",
+)
+"""Node-name prefixes (module paths from tracing the export wrapper) whose Conv/Gemm/MatMul are INT8.
+
+Left out on purpose: ``/rpn/head/cls_logits``, ``/rpn/head/bbox_pred`` (objectness and box deltas:
+NMS and box decoding inputs), ``/roi_heads/box_predictor/`` (class scores, box deltas) and
+``/roi_heads/mask_predictor/`` (the transposed convolution and the mask logits)."""
+
+CALIB_SEED = 4242
+"""Seed of the default synthetic calibration scenes (training used 0, 3, 5; validation 500; held-out 1000)."""
+
+DEFAULT_CALIB_IMAGES = 32
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class Int8Result:
+    """What the quantization wrote."""
+
+    path: Path
+    size_bytes: int
+    quantized_nodes: int
+    qdq_nodes: int
+    calib_images: int
+    calib_source: str
+
+
+def fold_weight_casts(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Return a copy of ``model`` whose ``Cast(FP16 initializer) -> FP32`` nodes are FP32 initializers; and how many.
+
+    The quantizer recognises weights only as initializers; a compact artifact's weights are casts.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    inits = {t.name: t for t in g.initializer}
+    consumers: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    keep, folded, used_src = [], [], set()
+    for n in g.node:
+        src = inits.get(n.input[0]) if n.op_type == "Cast" and n.input else None
+        to = next((a.i for a in n.attribute if a.name == "to"), None)
+        if src is not None and src.data_type == TensorProto.FLOAT16 and to == TensorProto.FLOAT:
+            arr = numpy_helper.to_array(src).astype(np.float32)
+            folded.append(numpy_helper.from_array(arr, n.output[0]))
+            used_src.add(src.name)
+            continue
+        keep.append(n)
+    still_used = {i for n in keep for i in n.input} | {o.name for o in g.output}
+    inits_kept = [t for t in g.initializer if t.name not in used_src or t.name in still_used]
+    del g.node[:]
+    g.node.extend(keep)
+    del g.initializer[:]
+    g.initializer.extend(inits_kept + folded)
+    return out, len(folded)
+
+
+def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that become INT8 (see the module docstring)."""
+    return [n.name for n in model.graph.node if n.op_type in QUANT_OPS and n.name.startswith(QUANT_PREFIXES)]
+
+
+def _sample(items: Sequence[Path], n: int) -> list[Path]:
+    """``n`` items spread evenly over ``items`` (all of them when there are fewer)."""
+    if len(items) <= n:
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in dict.fromkeys(idx.tolist())]
+
+
+def calib_files(source: str | Path) -> list[Path]:
+    """Image files named by ``--calib``: a glob, an image, a folder of images, or a dataset ``load_dataset`` reads."""
+    text = str(source)
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if p.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise MaskrtError("--calib: the pattern matches no image (.jpg, .png, ...); check it", path=text)
+        return files
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise MaskrtError("--calib: not found; pass a folder of images, a glob or a dataset", path=path)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            return files
+    from maskrt.train.data import load_dataset  # a COCO/labelme/VIA/CVAT file, or a folder without images
+
+    ds = load_dataset(path, allow_empty=True)
+    files = [Path(im.file) for im in ds.images]
+    if not files:
+        raise MaskrtError("--calib: no images in this dataset; pass a folder of images or a dataset with some",
+                          path=path)
+    return files
+
+
+def calibration_images(
+    input_hw: tuple[int, int], count: int = DEFAULT_CALIB_IMAGES, source: str | Path | None = None,
+    pad_value: int = 114,
+) -> tuple[list[np.ndarray], str]:
+    """``count`` letterboxed uint8 BGR model inputs for calibration, and a description of where they came from.
+
+    ``source`` is what ``--calib`` accepts (:func:`calib_files`); ``None`` renders synthetic scenes.
+    """
+    from maskrt.runtime.preprocess import letterbox, to_bgr
+
+    if count < 1:
+        raise MaskrtError(f"--calib-images {count} must be at least 1 (16-64 images are typical)")
+    images = []
+    if source is None:
+        from maskrt.train.synth.dataset import render_image
+
+        side = max(input_hw)
+        for i in range(count):
+            images.append(letterbox(render_image(i, side, "mixed", seed=CALIB_SEED)[1].image, input_hw, pad_value)[0])
+        return images, f"{count} synthetic mixed scenes (seed {CALIB_SEED})"
+    files = _sample(calib_files(source), count)
+    for f in files:
+        frame = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if frame is None:
+            raise MaskrtError("--calib: cannot decode this image; remove it or convert it to PNG/JPEG", path=f)
+        images.append(letterbox(to_bgr(frame), input_hw, pad_value)[0].copy())
+    return images, f"{len(files)} images from {source}"
+
+
+def _reader(images: Sequence[np.ndarray]) -> object:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Images(CalibrationDataReader):  # type: ignore[misc]
+        """Feeds one letterboxed image per calibration run, as the artifact's uint8 input."""
+
+        def __init__(self) -> None:
+            self._it: Iterator[np.ndarray] = iter(images)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            image = next(self._it, None)
+            return None if image is None else {INPUT_NAME: np.ascontiguousarray(image[None], dtype=np.uint8)}
+
+        def rewind(self) -> None:
+            self._it = iter(images)
+
+    return _Images()
+
+
+def quantize_model(model: onnx.ModelProto, images: Sequence[np.ndarray], calibrate: str = "minmax") -> onnx.ModelProto:
+    """INT8 Q/DQ copy of an FP32 maskrt model (see the module docstring); metadata says ``precision: int8``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    meta = ArtifactMeta.from_props(props_of(model))
+    if meta.precision != "fp32":
+        raise MaskrtError(f"this model is {meta.precision}; INT8 needs the FP32 model: export the checkpoint with "
+                          "`maskrt export CHECKPOINT --int8` or pass the FP32 .onnx")
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if calibrate not in methods:
+        raise MaskrtError(f"unknown calibration method {calibrate!r}; use one of {', '.join(methods)}")
+    model, folded = fold_weight_casts(model)
+    nodes = quantizable_nodes(model)
+    if not nodes:
+        raise MaskrtError("no quantizable layer found (node names lack the module paths of a maskrt export); "
+                          "re-export the checkpoint with `maskrt export`")
+    log.info("INT8: %d layers, %d FP16 weights folded to FP32, %d calibration images", len(nodes), folded,
+             len(images))
+    with tempfile.TemporaryDirectory(prefix="maskrt-int8-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        quantize_static(
+            str(src), str(dst), _reader(images), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANT_OPS), nodes_to_quantize=nodes, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[calibrate],
+            # CalibMaxIntermediateOutputs is left unset: ORT 1.32 drops the collected ranges when it is reached
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )  # fmt: skip
+        out = onnx.load(str(dst))
+    for key, value in props_of(model).items():  # the quantizer does not promise to keep metadata
+        if not key.startswith("maskrt."):
+            out.metadata_props.add(key=key, value=value)
+    set_meta(out, ArtifactMeta(**{**meta.__dict__, "precision": "int8"}))
+    onnx.checker.check_model(out)
+    return out
+
+
+def write_int8(
+    src: str | Path, dst: str | Path, images: Sequence[np.ndarray], calib_source: str = "", calibrate: str = "minmax"
+) -> Int8Result:
+    """Quantize the FP32 artifact ``src`` on ``images`` and atomically write the INT8 artifact ``dst``."""
+    src = Path(src)
+    if not src.is_file():
+        raise MaskrtError("ONNX model not found; export it first with `maskrt export CHECKPOINT`", path=src)
+    try:
+        model = onnx.load(str(src))
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise MaskrtError(f"not a readable ONNX file ({exc}); pass a maskrt .onnx artifact", path=src) from exc
+    out = quantize_model(model, images, calibrate)
+    with atomic_path(dst) as tmp:
+        onnx.save(out, str(tmp))
+    dst = Path(dst)
+    qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in out.graph.node)
+    return Int8Result(dst, dst.stat().st_size, len(quantizable_nodes(model)), qdq, len(images), calib_source)
