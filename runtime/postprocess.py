@@ -1,8 +1,8 @@
 """Turn the model's fixed-size outputs into :class:`Instances` in frame coordinates.
 
 Boxes are divided by the letterbox scale and clipped to the frame; detections are filtered by score
-and class; each ``M x M`` mask is pasted on the host only inside its box (:mod:`maskrt.runtime.paste`,
-which matches torchvision's ``paste_masks_in_image``).
+and class; each ``M x M`` mask is pasted on the host only inside its box (:mod:`maskrt.runtime.paste`:
+sub-pixel by default, or exactly as torchvision's ``paste_masks_in_image`` for parity checks).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def postprocess(
     mask_threshold: float = 0.5,
     class_ids: Collection[int] | None = None,
     index: int = 0,
+    paste: str = "precise",
 ) -> Instances:
     """Decode batch item ``index`` of the model outputs into frame-space instances.
 
@@ -36,6 +37,7 @@ def postprocess(
         mask_threshold: probability above which a mask pixel is foreground.
         class_ids: 0-based class indices to keep (``None``: all).
         index: which batch item to decode.
+        paste: ``precise`` (sub-pixel; right for objects a few pixels across) or ``torchvision``.
     """
     h, w = int(frame_hw[0]), int(frame_hw[1])
     n = int(np.asarray(outputs["num_dets"]).reshape(-1)[index])
@@ -52,7 +54,7 @@ def postprocess(
     np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
     masks = np.asarray(outputs["masks"][index])
     masks = masks.reshape(masks.shape[0], masks.shape[-2], masks.shape[-1])[idx]
-    pasted = paste_masks(masks, boxes, (h, w), mask_threshold)
+    pasted = paste_masks(masks, boxes, (h, w), mask_threshold, paste, scale)
     regions = np.array([r for r, _ in pasted], dtype=np.int64).reshape(-1, 4)
     crops = [c for _, c in pasted]
     return Instances(boxes, scores[idx], labels[idx], class_names, (h, w), regions, crops)

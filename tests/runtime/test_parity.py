@@ -83,7 +83,7 @@ def test_runtime_matches_pytorch_on_synthetic_and_taylor_images(exported) -> Non
     from maskrt.export.parity import ParityRules, compare
 
     wrapper, path = exported
-    seg = Segmenter(path, threads=2)
+    seg = Segmenter(path, threads=2, paste="torchvision")
     rules = ParityRules(score_floor=seg.conf)
     checked = 0
     total = 0
@@ -107,7 +107,7 @@ def test_preprocess_matches_the_exporters_letterbox(exported) -> None:
     from maskrt.export.scenes import letterbox
 
     _, path = exported
-    seg = Segmenter(path, threads=1)
+    seg = Segmenter(path, threads=1, paste="torchvision")
     for _, frame in frames():
         x, _ = seg.preprocess(frame)
         np.testing.assert_array_equal(x[0], letterbox(frame, (INPUT, INPUT), seg.meta.pad_value))
