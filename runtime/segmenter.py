@@ -21,6 +21,7 @@ from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import Backend, open_backend
 from maskrt.runtime.backends.formats import check_model_format
 from maskrt.runtime.instances import Instances
+from maskrt.runtime.paste import PASTE_MODES
 from maskrt.runtime.postprocess import postprocess
 from maskrt.runtime.preprocess import letterbox, to_bgr
 
@@ -80,6 +81,7 @@ class Segmenter:
         classes: list[str] | None = None,
         bit_depth: int | None = None,
         spin: bool = True,
+        paste: str = "precise",
     ) -> None:
         self.path = resolve_model(model)
         check_model_format(self.path)  # an ONNX file named .engine: say so, not a TensorRT error
@@ -112,6 +114,10 @@ class Segmenter:
                 )
             self.class_ids = [self.class_names.index(c) for c in classes]
         self.bit_depth = bit_depth
+        if paste not in PASTE_MODES:
+            self.backend.close()
+            raise MaskrtError(f"paste mode {paste!r}; choose one of {', '.join(PASTE_MODES)}")
+        self.paste = paste
         self.timings: dict[str, float] = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
         log.info(
             "loaded %s: %s, %d classes, input %dx%d, %s", self.path.name, self.meta.arch, len(self.class_names), h,
@@ -140,7 +146,8 @@ class Segmenter:
     ) -> Instances:
         """Model outputs -> :class:`Instances` in the frame's pixels, thresholded and class-filtered."""
         return postprocess(
-            outputs, scale, frame_hw, self.class_names, self.conf, self.mask_threshold, self.class_ids, index
+            outputs, scale, frame_hw, self.class_names, self.conf, self.mask_threshold, self.class_ids, index,
+            self.paste,
         )
 
     def __call__(self, frame: np.ndarray) -> Instances:
