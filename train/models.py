@@ -31,11 +31,12 @@ from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("lite", "mbv3-fpn", "r50-fpn", "r50-fpn-v2")
+ARCHS = ("lite", "lite-fast", "mbv3-fpn", "r50-fpn", "r50-fpn-v2")
 
 # Per preset: anchor sizes per FPN level (small sizes first: 5-20 px bubbles matter) and head sizes.
 _DEFAULT_ANCHORS: dict[str, list[list[int]]] = {
     "lite": [[8, 12], [16, 24], [32, 48], [64, 96], [128, 256]],
+    "lite-fast": [[8, 12], [16, 24], [32, 48], [64, 96], [128, 256]],
     "mbv3-fpn": [[8, 12], [16, 24], [32, 48], [64, 96], [128, 256]],
     "r50-fpn": [[16], [32], [64], [128], [256]],
     "r50-fpn-v2": [[16], [32], [64], [128], [256]],
@@ -105,6 +106,45 @@ def _mobilenet_fpn(out_channels: int, pretrained_backbone: bool) -> BackboneWith
     return BackboneWithFPN(features, return_layers, in_channels, out_channels, extra_blocks=LastLevelMaxPool())
 
 
+class SeparableConv3x3(nn.Sequential):
+    """A depthwise 3x3 then a pointwise 1x1 convolution: about 1/8 of a dense 3x3's multiply-adds at 128 channels."""
+
+    def __init__(self, channels: int, relu: bool = False) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+            nn.Conv2d(channels, channels, 1),
+        ]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class StrideFourLightRPNHead(nn.Module):
+    """torchvision's RPN head, except that the stride-4 level goes through a separable 3x3 convolution.
+
+    The dense 3x3 on the 160x160 stride-4 map of a 640 px input is a fifth of a ``lite`` frame on a CPU;
+    the coarser levels keep the dense (shared) convolution, whose weights a ``lite`` checkpoint provides.
+    """
+
+    def __init__(self, in_channels: int, num_anchors: int) -> None:
+        super().__init__()
+        from torchvision.models.detection.rpn import RPNHead
+
+        base = RPNHead(in_channels, num_anchors)
+        self.conv = base.conv
+        self.cls_logits = base.cls_logits
+        self.bbox_pred = base.bbox_pred
+        self.conv_fine = SeparableConv3x3(in_channels, relu=True)
+
+    def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        logits, bbox_reg = [], []
+        for level, feature in enumerate(x):
+            t = self.conv_fine(feature) if level == 0 else self.conv(feature)
+            logits.append(self.cls_logits(t))
+            bbox_reg.append(self.bbox_pred(t))
+        return logits, bbox_reg
+
+
 def _out_channels(block: nn.Module) -> int:
     if hasattr(block, "out_channels"):
         return int(block.out_channels)
@@ -145,13 +185,16 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
     num_anchors = len(recipe.anchor_sizes[0]) * len(recipe.aspect_ratios)
     from torchvision.models.detection.rpn import RPNHead
 
-    if recipe.arch == "lite":
+    if recipe.arch in ("lite", "lite-fast"):
         ch = 128
         backbone = _mobilenet_fpn(ch, weights == "imagenet")
+        if recipe.arch == "lite-fast":  # the stride-4 3x3 convolutions become separable (FPN output, RPN head)
+            backbone.fpn.layer_blocks[0] = SeparableConv3x3(ch)
+        fast = recipe.arch == "lite-fast"
         model = MaskRCNN(
             backbone,
             num_classes=None,
-            rpn_head=RPNHead(ch, num_anchors),
+            rpn_head=StrideFourLightRPNHead(ch, num_anchors) if fast else RPNHead(ch, num_anchors),
             box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2),
             box_head=TwoMLPHead(ch * 7 * 7, 256),
             box_predictor=FastRCNNPredictor(256, n),

@@ -71,6 +71,6 @@ def imagenet_weights(arch: str) -> Any:
 
     return (
         MobileNet_V3_Large_Weights.IMAGENET1K_V1
-        if arch in ("lite", "mbv3-fpn")
+        if arch in ("lite", "lite-fast", "mbv3-fpn")
         else ResNet50_Weights.IMAGENET1K_V1
     )
