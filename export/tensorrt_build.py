@@ -5,6 +5,11 @@ Works with TensorRT 10.x (JetPack 6; weakly typed by default, FP16 via ``Builder
 FP16 comes from an FP16 ONNX, ``maskrt export --half``). Differences are guarded with ``hasattr``.
 An FP16 ONNX is always built strongly typed, so the FP32 islands (box geometry, NMS) stay FP32.
 
+An INT8 ONNX (``maskrt export --int8``: Q/DQ nodes, :mod:`maskrt.export.int8`) is TensorRT's explicit
+quantization. TensorRT 10 builds it weakly typed with ``BuilderFlag.INT8`` set (Q/DQ layers need it
+there; ``--half`` adds FP16 for the layers left in floating point); TensorRT 11 builds it strongly
+typed, where the Q/DQ nodes alone decide the INT8 layers and no precision flag exists or may be set.
+
 The sidecar ``<engine>.json`` (:func:`maskrt.artifact.engine_sidecar`) holds the ONNX model's
 ``maskrt.*`` metadata plus :data:`maskrt.artifact.ENGINE_KEYS` (TensorRT version, GPU name and
 compute capability), so the runtime can refuse an engine built for another GPU or TensorRT.
@@ -129,6 +134,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: BuildOpti
     major = trt_major()
     props = _onnx_props(onnx_path)
     onnx_fp16 = props.get("maskrt.precision") == "fp16"
+    onnx_int8 = props.get("maskrt.precision") == "int8"
     strongly_typed = onnx_fp16 or major >= 11
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -152,6 +158,13 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: BuildOpti
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_gb * (1 << 30)))
     if opts.optimization_level is not None:
         config.builder_optimization_level = int(opts.optimization_level)
+    int8_flag = False
+    if onnx_int8 and not strongly_typed:
+        if not hasattr(trt.BuilderFlag, "INT8"):
+            raise MaskrtError(f"TensorRT {trt.__version__} has no INT8 builder flag; build the INT8 ONNX with "
+                              "TensorRT 10 or 11", path=onnx_path)
+        config.set_flag(trt.BuilderFlag.INT8)
+        int8_flag = True
     fp16_flag = False
     if opts.fp16 and not strongly_typed:
         if not hasattr(trt.BuilderFlag, "FP16"):
@@ -181,12 +194,13 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, opts: BuildOpti
         tmp.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
 
     sidecar: dict[str, Any] = dict(props)
-    if fp16_flag:
+    if fp16_flag and not onnx_int8:
         sidecar["maskrt.precision"] = "fp16"
     sidecar.update({
         "tensorrt_version": str(trt.__version__),
         **gpu_info(),
         "strongly_typed": json.dumps(strongly_typed),
+        "int8_flag": json.dumps(int8_flag),
         "onnx_file": onnx_path.name,
         "build_seconds": f"{seconds:.1f}",
     })
