@@ -333,6 +333,13 @@ def _run(
         pin_memory=device.type == "cuda",
         worker_init_fn=_loader_worker_init,
     )
+    if cfg.workers > 0:
+        # Importing decodes every image with OpenCV, which leaves its thread pool waiting in this process; a
+        # worker forked from it then hangs for ever in pthread_cond_destroy when it sets its own thread count.
+        # Shutting the pool down here (the training process itself does no OpenCV work) avoids that.
+        import cv2
+
+        cv2.setNumThreads(1)
     batches = iter(loader)
     progress = _Progress(cfg.progress and dist.is_main, total, start)
     state = _RunState(best=best, metrics=last_metrics)
