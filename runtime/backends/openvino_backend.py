@@ -13,6 +13,7 @@ AMX) is bf16, which is faster but moves boxes and scores outside the parity rule
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -41,11 +42,22 @@ def import_openvino() -> Any:
     return ov
 
 
+@functools.lru_cache(maxsize=1)
+def core() -> Any:
+    """The process's one ``openvino.Core``, kept for the life of the process.
+
+    OpenVINO recommends one Core per application, and on Linux its CPU plugin swaps the thread's
+    signal stack (``sigaltstack``) per Core and puts the previous one back when that Core goes: Cores
+    released out of order leave a freed signal stack behind, and the next signal (Ctrl-C, SIGTERM)
+    crashes the process. One Core that is never released avoids that.
+    """
+    return import_openvino().Core()
+
+
 def available_devices() -> list[str]:
     """OpenVINO's devices on this machine (e.g. ``['CPU', 'GPU']``), empty when it is not installed."""
     try:
-        ov = import_openvino()
-        return list(ov.Core().available_devices)
+        return list(core().available_devices)
     except Exception as exc:  # noqa: BLE001  (a broken plugin install shows up as anything)
         log.debug("OpenVINO devices unreadable: %s", exc)
         return []
@@ -103,8 +115,7 @@ class OpenVINOBackend:
 
         self.path = Path(path)
         self.device = ov_device(device)
-        core = ov.Core()
-        devices = list(core.available_devices)
+        devices = list(core().available_devices)
         family = self.device.split(".")[0]
         if family != "AUTO" and not any(d == self.device or d.split(".")[0] == self.device for d in devices):
             raise MaskrtError(
@@ -124,8 +135,6 @@ class OpenVINOBackend:
         self.input_shape = self._check_io()
         cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
         self.cache_dir = _usable_cache(cache)
-        if self.cache_dir is not None:
-            core.set_property({props.cache_dir: str(self.cache_dir)})
         cpu: dict[Any, Any] = {}
         if self.props.get(KEY_PREFIX + "precision", "fp32") == "fp32":
             cpu[hints.inference_precision] = ov.Type.f32
@@ -134,12 +143,14 @@ class OpenVINOBackend:
         if not spin:
             cpu[hints.enable_cpu_pinning] = False
         config: dict[Any, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY}
+        if self.cache_dir is not None:  # per model, not on the shared Core
+            config[props.cache_dir] = str(self.cache_dir)
         if family == "CPU":
             config.update(cpu)
         elif family == "AUTO" and cpu:
             config[props.device.properties] = {"CPU": cpu}
         try:
-            self.compiled = core.compile_model(self.model, self.device, config)
+            self.compiled = core().compile_model(self.model, self.device, config)
         except Exception as exc:  # a device that cannot take the model, a driver error...
             raise MaskrtError(
                 f"OpenVINO cannot compile this model for {self.device} ({_first_line(exc)}); try --device cpu "

@@ -66,7 +66,9 @@ def test_every_command_accepts_the_same_backend_names(make_model, frames_dir: Pa
     assert accepted == {cmd: set(BACKEND_NAMES) for cmd in commands}
 
 
-def test_help_of_every_command_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_of_every_command_lists_the_names(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # a narrow terminal would cut the help text short
     for cmd in ("predict", "run", "bench"):
         assert main([cmd, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())

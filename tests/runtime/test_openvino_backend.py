@@ -140,3 +140,35 @@ def test_broken_or_foreign_model_is_one_user_error(make_model, tmp_path: Path,
     assert main(["predict", str(bad), str(image), "--backend", "openvino", "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OpenVINO cannot load" in err[0]
+
+
+SIGNAL_AFTER_BACKENDS = """
+import gc, signal, sys
+from maskrt.runtime.backends.openvino_backend import OpenVINOBackend
+
+first = OpenVINOBackend(sys.argv[1], device="cpu", cache_dir=sys.argv[2])
+first.close()
+second = OpenVINOBackend(sys.argv[1], device="cpu", cache_dir=sys.argv[2])
+third = OpenVINOBackend(sys.argv[1], device="cpu", cache_dir=None)
+del first, second, third
+gc.collect()
+signal.signal(signal.SIGTERM, lambda *a: print("stopped cleanly"))
+signal.raise_signal(signal.SIGTERM)
+"""
+
+
+def test_a_signal_after_backends_come_and_go_does_not_crash(make_model, tmp_path: Path) -> None:
+    """A Ctrl-C or SIGTERM must stop `maskrt run` cleanly after OpenVINO models were loaded and released.
+
+    OpenVINO's CPU plugin swaps the signal stack per ``Core`` and restores it when the Core goes; Cores
+    released out of order left a freed signal stack behind and the next signal crashed the process.
+    """
+    import subprocess
+    import sys
+
+    script = tmp_path / "signal_after_backends.py"
+    script.write_text(SIGNAL_AFTER_BACKENDS)
+    proc = subprocess.run([sys.executable, str(script), str(make_model()), str(tmp_path / "cache")], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "stopped cleanly"
