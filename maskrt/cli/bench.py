@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from maskrt.cli.app import app
+from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,11 @@ def bench(
     ] = None,
     backend: Annotated[
         list[str] | None,
-        typer.Option("--backend", "-b", help="auto, onnxruntime, openvino, tensorrt, or a backend:device row such "
-                     "as openvino:cpu; repeat or comma-separate for several (default: every backend installed for "
-                     "the device, e.g. openvino and onnxruntime side by side on a CPU). Deprecated aliases: "
-                     "ort-cpu, ort-cuda, ort-trt, trt."),
+        typer.Option("--backend", "-b", help=f"{BACKEND_HELP} Or a backend:device row such as openvino:cpu. Repeat "
+                     "or comma-separate for several (default: every backend installed for the device, e.g. openvino "
+                     "and onnxruntime side by side on a CPU)."),
     ] = None,
-    device: Annotated[str, typer.Option(
-        "--device", help="Device of every row: auto, cpu, cuda[:N], gpu[:N], npu or tensorrt.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=f"Device of every row: {DEVICE_HELP}")] = "auto",
     imgsz: Annotated[int | None, typer.Option(
         "--imgsz", help="Size of the synthetic frames and of the eager model's input (default: the first model's "
         "input size, else 512).")] = None,
