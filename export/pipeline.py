@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from maskrt.errors import MaskrtError
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "engine", "all")
+FORMATS = ("onnx", "engine", "all", "triton")
 
 
 @dataclass
@@ -44,9 +44,13 @@ class ExportOptions:
     calib: str | None = None
     """Calibration images: a folder, a glob or a dataset (default: synthetic scenes)."""
     calib_images: int = 32
-    calib_method: str = "minmax"
+    calib_method: str = "minmax-average"
     heldout_images: int = 20
     """Held-out synthetic scenes on which the INT8 report scores mask AP50 before and after (0: skip)."""
+    triton_name: str | None = None
+    """``fmt="triton"``: the model's name on the server (default: the source's file stem)."""
+    triton_instances: int = 1
+    """``fmt="triton"``: model instances Triton runs concurrently (``instance_group`` count)."""
 
 
 @dataclass
@@ -69,6 +73,8 @@ class ExportResult:
     """:meth:`maskrt.export.parity.Int8Parity.summary` of an INT8 export (what INT8 changes against FP32)."""
     int8_failures: list[str] = field(default_factory=list)
     calib_source: str = ""
+    triton_path: Path | None = None
+    """``fmt="triton"``: the model's folder in the Triton model repository (config.pbtxt, 1/model.*)."""
 
 
 def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
@@ -107,6 +113,8 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     if opts.int8 and opts.half:
         raise MaskrtError("--int8 and --half exclude each other; pick one precision")
+    if opts.fmt == "triton":
+        return _triton(checkpoint, opts, step)
     if checkpoint.suffix.lower() == ".onnx":
         if not opts.int8:
             raise MaskrtError("an .onnx file can only be re-exported with --int8; export the checkpoint (.pt) "
@@ -237,6 +245,30 @@ def _int8_from_onnx(src: Path, opts: ExportOptions, step: Callable[[str], None])
     _check(result, step)
     engine_out = opts.out is not None and Path(opts.out).suffix in (".engine", ".plan")
     _engine(result, Path(opts.out) if engine_out else dst.with_suffix(".engine"), opts, step)
+    return result
+
+
+def _triton(src: Path, opts: ExportOptions, step: Callable[[str], None]) -> ExportResult:
+    """``--format triton``: a Triton model repository from a checkpoint (exported to ONNX first) or an artifact."""
+    from maskrt.export.triton import PLATFORMS, read_artifact, write_repository
+
+    repo = Path(opts.out) if opts.out is not None else src.parent / "model_repository"
+    name = opts.triton_name or src.stem.split(".")[0]
+    if repo.suffix.lower() in PLATFORMS:
+        raise MaskrtError("--format triton writes a model repository folder; pass --out model_repository/",
+                          path=repo)
+    if src.suffix.lower() in PLATFORMS and not opts.int8:
+        step(f"writing Triton model repository {repo}")
+        folder = write_repository(src, repo, name, instances=opts.triton_instances)
+        model = folder / "1" / PLATFORMS[src.suffix.lower()][1]
+        meta, _ = read_artifact(src)
+        return ExportResult(model, model.stat().st_size, 0, 0, False, meta.precision, triton_path=folder)
+    with tempfile.TemporaryDirectory(prefix="maskrt-triton-") as tmp:
+        inner = replace(opts, fmt="onnx", out=Path(tmp) / f"{name}.onnx")
+        result = export_checkpoint(src, inner, step)
+        step(f"writing Triton model repository {repo}")
+        folder = write_repository(result.onnx_path, repo, name, instances=opts.triton_instances)
+    result.onnx_path, result.triton_path = folder / "1" / "model.onnx", folder
     return result
 
 

@@ -131,10 +131,14 @@ def test_compact_artifact_quantizes_like_the_plain_one(lite_export, tmp_path, sc
     assert out.qdq_nodes > 2 * out.quantized_nodes
 
 
-def test_fp16_model_is_refused(lite_export, tmp_path):
+def test_fp16_model_and_unknown_calibration_are_refused(lite_export, tmp_path):
     half = write_fp16(lite_export.path, tmp_path / "h.onnx")
+    images = calibration_images((SIZE, SIZE), 1)[0]
     with pytest.raises(MaskrtError, match="fp16.*FP32"):
-        write_int8(half, tmp_path / "h.int8.onnx", calibration_images((SIZE, SIZE), 1)[0])
+        write_int8(half, tmp_path / "h.int8.onnx", images)
+    with pytest.raises(MaskrtError, match="calibration method 'entropy'.*minmax"):
+        write_int8(lite_export.path, tmp_path / "e.int8.onnx", images, calibrate="entropy")
+    assert not (tmp_path / "h.int8.onnx").exists() and not (tmp_path / "e.int8.onnx").exists()
 
 
 def test_calibration_sources(tmp_path):
