@@ -121,6 +121,7 @@ def run_demo(
     threads: int | None = None,
     bench_iters: int = 10,
     plots: bool = True,
+    labels: str = "auto",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
     """Render a synthetic video, segment it live with the bundled model, and write every output.
@@ -135,15 +136,18 @@ def run_demo(
         threads: ONNX Runtime threads (None: its default).
         bench_iters: timed iterations of the benchmark table (0 skips it).
         plots: write the PNG plots (needs matplotlib; skipped with a note without it).
+        labels: labels in the annotated video: ``auto`` (only where they fit), ``all`` or ``none``.
         progress: called as ``progress(stage, done, total)``.
 
     Returns:
         A :class:`DemoResult` with the files written, accuracy against ground truth and the stream summary.
     """
+    from maskrt.runtime.draw import label_mode
     from maskrt.runtime.stream import Stream, StreamOptions, load_segmenter
     from maskrt.runtime.stream.outputs import OutputOptions, Outputs
     from maskrt.train.synth import render_video
 
+    labels = label_mode(labels)  # before the long part
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ def run_demo(
     seg = load_segmenter(model, threads=threads)
     stream = Stream(seg, str(files["input"]), StreamOptions(track=True))
     outs = Outputs(
-        OutputOptions(save=files["video"], csv=files["frames_csv"], instances=files["instances_csv"]),
+        OutputOptions(save=files["video"], csv=files["frames_csv"], instances=files["instances_csv"], labels=labels),
         fps=stream.source_fps,
     )
     score = TruthScore(gt)

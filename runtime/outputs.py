@@ -37,6 +37,8 @@ class OutputOptions:
     csv: bool = False
     labels: str | None = None
     um_per_px: float | None = None
+    draw_labels: str = "auto"
+    """Labels on the annotated images: auto (where they fit), all or none."""
 
 
 @dataclass
@@ -117,7 +119,7 @@ class PredictionWriter:
         if opts.save_images:
             suffix = ".png" if result.path.suffix.lower() in (".png", ".tif", ".tiff", ".bmp") else ".jpg"
             name = self._unique(stem, suffix)
-            view = draw_overlay(frame, result.inst, status=f"{len(result.inst)} instances")
+            view = draw_overlay(frame, result.inst, labels=opts.draw_labels, status=f"{len(result.inst)} instances")
             target = self.out / name
             with atomic_path(target) as tmp:
                 ok, buf = cv2.imencode(suffix, view)

@@ -19,6 +19,9 @@ def demo(
     model: Path | None = typer.Option(None, "--model", help="Model artifact (default: the bundled bubbles-lite)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
     bench_iters: int = typer.Option(10, "--bench-iters", help="Timed frames for the benchmark table (0: skip)."),
+    labels: str = typer.Option(
+        "auto", "--labels", "--draw-labels", help="Labels in the video: auto (only where they fit) | all | none."
+    ),
 ) -> None:
     """Render a boiling video, segment it live with the bundled model, and write video, CSVs and plots.
 
@@ -44,7 +47,7 @@ def demo(
 
         result = run_demo(
             out, frames=frames, size=size, scene=scene, seed=seed, model=model, threads=threads,
-            bench_iters=bench_iters, progress=cb,
+            bench_iters=bench_iters, labels=labels, progress=cb,
         )  # fmt: skip
     a, s = result.accuracy, result.summary
     model_name = result.summary.get("model") or (str(model) if model else "bundled bubbles-lite")

@@ -44,6 +44,8 @@ def predict(
     csv_out: Annotated[bool, typer.Option("--csv", help="Write instances.csv (measurements) and images.csv.")] = False,
     labels: Annotated[str | None, typer.Option(
         "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco.")] = None,
+    draw_labels: Annotated[str, typer.Option(
+        "--draw-labels", help="Labels on the annotated images: auto (only where they fit) | all | none.")] = "auto",
     backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime and OpenVINO.")] = None,
@@ -63,6 +65,7 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from maskrt.runtime import Segmenter
+    from maskrt.runtime.draw import LABEL_MODES, label_mode
     from maskrt.runtime.images import expand_sources, read_image
     from maskrt.runtime.outputs import OutputOptions, PredictionWriter, check_outputs
 
@@ -76,11 +79,13 @@ def predict(
     if calib is not None and calib <= 0:
         raise MaskrtError(f"calibration must be positive, got {calib}; check --um-per-px / --mm-per-px")
     if labels is not None and labels not in ("labelme", "coco"):
-        raise MaskrtError(f"--labels {labels!r} is not a format; use labelme or coco")
+        hint = f" (for the text on the images: --draw-labels {labels})" if labels in LABEL_MODES else ""
+        raise MaskrtError(f"--labels {labels!r} is not a format; use labelme or coco{hint}")
+    draw_labels = label_mode(draw_labels, option="--draw-labels")
     if not (save_images or json_out or csv_out or labels):
         save_images = json_out = True
     files = expand_sources(sources, recursive=recursive)
-    options = OutputOptions(save_images, json_out, csv_out, labels, calib)
+    options = OutputOptions(save_images, json_out, csv_out, labels, calib, draw_labels)
     check_outputs(out, options, files)  # before the model loads: never over an input, never too late
     seg = Segmenter(model, backend=backend, device=device, threads=threads, conf=conf, classes=_split_list(classes),
                     bit_depth=bit_depth)

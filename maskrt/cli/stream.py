@@ -77,6 +77,9 @@ def run(
     ),
     track_high: float = typer.Option(0.5, "--track-high", help="Score needed to start a track."),
     boxes: bool = typer.Option(False, "--boxes", help="Draw boxes in the overlay."),
+    labels: str = typer.Option(
+        "auto", "--labels", "--draw-labels", help="Labels in the overlay: auto (only where they fit) | all | none."
+    ),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     max_failures: int = typer.Option(
         10, "--max-failures", help="Connection retries of a live source (at the start, after a loss) before giving up."
@@ -95,6 +98,7 @@ def run(
     """
     from rich.console import Console
 
+    from maskrt.runtime.draw import label_mode
     from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, parse_source
     from maskrt.runtime.stream.capture import open_with_retry
     from maskrt.runtime.stream.outputs import OutputOptions, Outputs, check_outputs
@@ -114,6 +118,7 @@ def run(
         raise MaskrtError("--wall needs --track (departures are per track)")
     if tracks and not track:
         raise MaskrtError("--tracks needs --track")
+    labels = label_mode(labels)
     options = StreamOptions(
         width=width, height=height, fps=fps, loop=loop, realtime=realtime, roi=_parse_roi(roi), um_per_px=scale,
         track=track, wall=Wall.parse(wall) if wall else None, fps_physical=fps_physical, track_high=track_high,
@@ -121,7 +126,7 @@ def run(
     )  # fmt: skip
     out_opts = OutputOptions(
         show=show, save=save, csv=csv_path, instances=instances, jsonl=jsonl, tracks=tracks, save_masks=save_masks,
-        masks_format=masks_format, draw_boxes=boxes,
+        masks_format=masks_format, draw_boxes=boxes, labels=labels,
     )  # fmt: skip
     if out_opts.show:
         from maskrt.runtime.stream.outputs import check_display

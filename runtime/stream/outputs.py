@@ -62,6 +62,8 @@ class OutputOptions:
     save_masks: str | Path | None = None
     masks_format: str = "png"
     draw_boxes: bool = False
+    labels: str = "auto"
+    """Labels in the overlay: auto (where they fit), all or none (:func:`maskrt.runtime.draw.place_labels`)."""
 
 
 def check_display() -> None:
@@ -402,7 +404,8 @@ class Outputs:
             status = f"#{result.index}  {fps:.1f} FPS  n={s['count']}  void={100 * s['void_fraction']:.1f}%"
         ids = result.track_ids if result.track_ids is not None else None
         view = draw_overlay(
-            result.frame, result.instances, boxes=self.options.draw_boxes, ids=ids, status=status
+            result.frame, result.instances, boxes=self.options.draw_boxes, labels=self.options.labels, ids=ids,
+            status=status,
         )
         roi = result.stats.get("roi")
         if roi and list(roi) != [0, 0, result.frame.shape[1], result.frame.shape[0]]:
