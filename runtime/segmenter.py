@@ -18,7 +18,7 @@ import numpy as np
 
 from maskrt.artifact import ArtifactMeta
 from maskrt.errors import MaskrtError
-from maskrt.runtime.backends import Backend, open_backend
+from maskrt.runtime.backends import Backend, is_triton_url, open_backend
 from maskrt.runtime.backends.formats import check_model_format
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.paste import PASTE_MODES
@@ -32,7 +32,12 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "bubbles-lite.onnx"
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    """Path of the model to load: ``model`` itself, or the bundled default when ``None``."""
+    """Path of the model to load: ``model`` itself, or the bundled default when ``None``.
+
+    A ``triton://host:port/model`` URL is returned as it is (a ``Path`` of it keeps the model name as ``.name``).
+    """
+    if is_triton_url(model):
+        return Path(str(model))
     if model is None:
         if not BUNDLED_MODEL.is_file():
             raise MaskrtError(
@@ -54,7 +59,8 @@ class Segmenter:
     of the segmenter records their times in :attr:`timings` (milliseconds).
 
     Args:
-        model: ``.onnx`` (ONNX Runtime, OpenVINO) or ``.engine`` (TensorRT) file; ``None`` for the bundled model.
+        model: ``.onnx`` (ONNX Runtime, OpenVINO) or ``.engine`` (TensorRT) file; ``None`` for the bundled model;
+            ``triton://host:8001/name`` for a model served by Triton (``maskrt serve`` or a Triton container).
         backend: ``auto`` (the fastest installed for the device: TensorRT for an engine, else OpenVINO on a CPU
             when installed, else ONNX Runtime), ``onnxruntime``, ``openvino`` or ``tensorrt``; the names of
             :data:`maskrt.runtime.backends.BACKEND_NAMES`.
@@ -84,8 +90,11 @@ class Segmenter:
         paste: str = "precise",
     ) -> None:
         self.path = resolve_model(model)
-        check_model_format(self.path)  # an ONNX file named .engine: say so, not a TensorRT error
-        self.backend: Backend = open_backend(self.path, backend=backend, device=device, threads=threads, spin=spin)
+        remote = is_triton_url(model)
+        if not remote:
+            check_model_format(self.path)  # an ONNX file named .engine: say so, not a TensorRT error
+        self.backend: Backend = open_backend(str(model) if remote else self.path, backend=backend, device=device,
+                                             threads=threads, spin=spin)
         try:
             self.meta = ArtifactMeta.from_props(self.backend.props, self.path)
             b, h, w, _ = self.backend.input_shape

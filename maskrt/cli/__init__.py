@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from maskrt.cli import bench, data, demo, export, predict, stream, synth, train  # noqa: F401  (registers commands)
+from maskrt.cli import bench, data, demo, export, predict, serve, stream, synth, train  # noqa: F401  (registers commands)
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
 

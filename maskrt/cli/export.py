@@ -14,8 +14,13 @@ from maskrt.errors import MaskrtError
 @app.command()
 def export(
     checkpoint: Path | None = typer.Argument(
-        None, help="Checkpoint (.pt) written by `maskrt train`; with --int8 also an FP32 .onnx artifact."),
-    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | engine | all (engine builds from the ONNX)."),
+        None, help="Checkpoint (.pt) written by `maskrt train`; with --int8 also an FP32 .onnx artifact; with "
+        "--format triton also a .onnx/.engine artifact."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | engine | all (engine builds from the ONNX) | "
+                            "triton (a Triton model repository folder: --out model_repository/)."),
+    name: str | None = typer.Option(None, "--name", help="--format triton: the model's name on the server "
+                                    "(default: the file stem)."),
+    instances: int = typer.Option(1, "--instances", help="--format triton: concurrent model instances."),
     imgsz: int = typer.Option(512, "--imgsz", help="Fixed square input size (multiple of 32)."),
     max_det: int = typer.Option(100, "--max-det", help="Detections per image in the fixed-shape outputs."),
     half: bool = typer.Option(False, "--half", help="FP16 model (heavy layers FP16; box geometry, NMS FP32)."),
@@ -51,11 +56,17 @@ def export(
     opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
                          workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
-                         heldout_images=heldout)
+                         heldout_images=heldout, triton_name=name, triton_instances=instances)
     console = Console(stderr=True)
     with console.status("exporting") as status:
         result = export_checkpoint(checkpoint, opts, on_step=lambda s: status.update(s + " ..."))
+    if result.triton_path is not None and result.nodes == 0:  # from an existing artifact: nothing was exported
+        typer.echo(f"triton    {result.triton_path}  config.pbtxt + 1/{result.onnx_path.name} "
+                   f"({result.size_bytes / 1e6:.1f} MB, {result.precision})")
+        return
     _print_report(result)
+    if result.triton_path is not None:
+        typer.echo(f"triton    {result.triton_path}  config.pbtxt + 1/{result.onnx_path.name}")
     if result.violations:
         raise MaskrtError(f"{len(result.violations)} TensorRT-compatibility problems (listed above); "
                           "please report this as a maskrt bug", path=result.onnx_path)

@@ -6,6 +6,8 @@ Backend names (``--backend`` of ``predict``, ``run`` and ``bench``; ``Segmenter(
 - ``onnxruntime``: ONNX Runtime, for ``.onnx`` files (execution provider chosen by the device)
 - ``openvino``: OpenVINO, for the same ``.onnx`` files (Intel and AMD CPUs, Intel GPUs and NPUs)
 - ``tensorrt``: native TensorRT, for ``.engine`` files built on this device by ``maskrt export --format engine``
+- ``triton``: a model on a Triton Inference Server, named by a URL ``triton://host:8001/model`` in place of a
+  file (``auto`` picks it for such a URL; the device is the server's business)
 
 Devices (``--device``): ``auto``, ``cpu``, ``cuda[:N]`` (an NVIDIA GPU), ``gpu[:N]`` (any GPU: CUDA for
 ONNX Runtime and TensorRT, Intel graphics for OpenVINO), ``npu`` (OpenVINO) and ``tensorrt[:N]`` (ONNX
@@ -25,10 +27,11 @@ from pathlib import Path
 
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends.base import Backend
+from maskrt.runtime.backends.triton_backend import is_triton_url
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt", "triton")
 """The backend names every command and ``Segmenter`` accepts (plus :data:`DEPRECATED_ALIASES`)."""
 
 DEVICES = ("auto", "cpu", "cuda", "gpu", "npu", "tensorrt")
@@ -50,7 +53,8 @@ _CONCRETE = BACKENDS[1:]
 _DEVICE_BACKENDS = {"npu": ("openvino",), "tensorrt": ("onnxruntime",), "cuda": ("onnxruntime", "tensorrt")}
 
 BACKEND_HELP = (
-    "auto (the fastest installed for the device), onnxruntime, openvino or tensorrt (.engine files). "
+    "auto (the fastest installed for the device), onnxruntime, openvino, tensorrt (.engine files) or triton "
+    "(a triton://host:8001/model URL as the model). "
     "Deprecated aliases: ort-cpu, ort-cuda, ort-trt, trt."
 )
 DEVICE_HELP = "auto, cpu, cuda[:N], gpu[:N] (Intel graphics for openvino), npu (openvino) or tensorrt (ONNX Runtime)."
@@ -115,6 +119,13 @@ def openvino_devices() -> list[str]:
 
 def availability(backend: str, device: str, model: str | Path) -> str | None:
     """``None`` when the concrete ``backend`` can run ``model`` on ``device`` here, else why not (with the fix)."""
+    if backend == "triton" or is_triton_url(model):
+        if backend != "triton" or not is_triton_url(model):
+            return ("a triton://host:port/model URL runs with --backend triton (or auto), and only it"
+                    if is_triton_url(model) else "--backend triton takes a triton://host:8001/model URL as the model")
+        if importlib.util.find_spec("tritonclient") is None:
+            return "tritonclient is not installed; pip install 'maskrt[triton]'"
+        return None
     suffix = Path(model).suffix.lower()
     base = device.split(":")[0]
     if backend == "tensorrt":
@@ -172,6 +183,11 @@ def resolve(model: str | Path, backend: str = "auto", device: str = "auto") -> t
     """
     name, dev = parse_backend(backend, device)
     base = dev.split(":")[0]
+    if is_triton_url(model) or name == "triton":
+        why = availability("triton", dev, model) if name in ("auto", "triton") else availability(name, dev, model)
+        if why is not None:
+            raise MaskrtError(why, path=str(model))
+        return "triton", "server"
     if name == "onnxruntime" and base == "auto":
         return name, "cuda" if _cuda_ready(model) else "cpu"
     if name == "tensorrt" and base == "auto":
@@ -204,12 +220,12 @@ def cpu_backends(model: str | Path) -> list[str]:
 
 
 def open_backend(
-    path: Path, backend: str = "auto", device: str = "auto", threads: int | None = None, spin: bool = True
+    path: Path | str, backend: str = "auto", device: str = "auto", threads: int | None = None, spin: bool = True
 ) -> Backend:
     """Open a model artifact with a backend of :data:`BACKEND_NAMES` on a device of :data:`DEVICES`.
 
     Args:
-        path: ``.onnx`` or ``.engine`` file.
+        path: ``.onnx`` or ``.engine`` file, or a ``triton://host:port/model`` URL.
         backend: ``auto`` (see :func:`resolve`), ``onnxruntime``, ``openvino`` or ``tensorrt`` (or an alias).
         device: ``auto``, ``cpu``, ``cuda[:N]``, ``gpu[:N]``, ``npu`` or ``tensorrt[:N]`` (ONNX Runtime's
             TensorRT provider); which of them a backend runs on is in its class.
@@ -228,12 +244,16 @@ def open_backend(
         from maskrt.runtime.backends.openvino_backend import OpenVINOBackend
 
         return OpenVINOBackend(path, device=dev, threads=threads, spin=spin)
+    if name == "triton":
+        from maskrt.runtime.backends.triton_backend import TritonBackend
+
+        return TritonBackend(path)
     from maskrt.runtime.backends.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(path, device=dev)
 
 
 __all__ = [
-    "BACKENDS", "BACKEND_NAMES", "DEPRECATED_ALIASES", "DEVICES", "Backend", "availability", "cpu_backends", "label",
-    "open_backend", "parse_backend", "resolve",
+    "BACKENDS", "BACKEND_NAMES", "DEPRECATED_ALIASES", "DEVICES", "Backend", "availability", "cpu_backends",
+    "is_triton_url", "label", "open_backend", "parse_backend", "resolve",
 ]
