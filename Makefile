@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.maskrt-installed
 
-.PHONY: demo test test-all typecheck lint bench clean bundled-model
+.PHONY: demo test test-all typecheck lint bench clean bundled-model triton-env
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/maskrt demo
 
 test: $(STAMP)
+	$(MAKE) --no-print-directory triton-env
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory lint
@@ -29,6 +30,12 @@ typecheck: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The PyTriton venv of `maskrt serve` (numpy<2, made from Debian's python3.11; tests/serve/ use it): quick when it
+# is already there for this checkout; skipped, like those tests, where /usr/bin/python3.11 is absent
+triton-env: $(STAMP)
+	@if [ -x /usr/bin/python3.11 ]; then $(VENV)/bin/maskrt serve --setup; \
+	else echo "triton-env: no /usr/bin/python3.11, maskrt serve and tests/serve/test_serve.py are skipped"; fi
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache runs demo-out
