@@ -13,8 +13,7 @@ import cv2
 import numpy as np
 
 from maskrt.errors import MaskrtError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+from maskrt.runtime.images import IMAGE_SUFFIXES
 
 
 @dataclass

@@ -11,7 +11,11 @@ import numpy as np
 
 from maskrt.errors import MaskrtError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm", ".pbm")
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jp2", ".pgm", ".ppm", ".pbm",
+)  # fmt: skip
+"""The still-image file endings every command accepts (predict, run, bench --images, export --data, the
+importers): what OpenCV decodes. The one list; every module that picks images by their ending imports it."""
 
 
 def read_image(path: str | Path) -> np.ndarray:

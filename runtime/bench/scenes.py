@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 
 from maskrt.errors import MaskrtError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from maskrt.runtime.images import IMAGE_SUFFIXES
 
 
 def render_scene(

@@ -34,13 +34,13 @@ import cv2
 import numpy as np
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".ts", ".mjpeg"}
 )
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 GRAMMAR = (
     "0 | /dev/video0 | csi://0 | rtsp://... | http(s)://... | file.mp4 | file://path | folder/ | 'img_*.png' "
     "| gst:<pipeline>"
@@ -132,14 +132,14 @@ def parse_source(
 def _parse_path(text: str, opts: dict[str, Any]) -> SourceSpec:
     path = Path(os.path.expanduser(text))
     if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise MaskrtError(
-                f"{path}: folder has no images ({', '.join(sorted(IMAGE_EXTS))}); check the path"
+                f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); check the path"
             )
         return SourceSpec(text, "images", str(path), False, tuple(files), **opts)
     if any(ch in text for ch in "*?["):
-        files = sorted(f for f in glob.glob(str(path)) if Path(f).suffix.lower() in IMAGE_EXTS)
+        files = sorted(f for f in glob.glob(str(path)) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise MaskrtError(
                 f"{text}: the pattern matches no images; check the pattern (quote it in the shell)"
@@ -147,7 +147,7 @@ def _parse_path(text: str, opts: dict[str, Any]) -> SourceSpec:
         return SourceSpec(text, "images", text, False, tuple(files), **opts)
     if not path.exists():
         raise MaskrtError(f"{text}: no such file, folder or camera; accepted sources: {GRAMMAR}")
-    if path.suffix.lower() in IMAGE_EXTS:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return SourceSpec(text, "images", str(path), False, (str(path),), **opts)
     return SourceSpec(text, "file", str(path), False, **opts)
 

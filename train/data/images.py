@@ -25,8 +25,6 @@ import numpy as np
 from maskrt.atomic import atomic_path
 from maskrt.train.data.problems import ProblemLog
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
 
 def default_cache_dir() -> Path:
     """Where decoded embedded images go: ``$MASKRT_CACHE`` or ``$XDG_CACHE_HOME/maskrt`` or ``~/.cache/maskrt``."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskrt.errors import MaskrtError
-from maskrt.train.data.images import IMAGE_SUFFIXES
+from maskrt.runtime.images import IMAGE_SUFFIXES
 from maskrt.train.data.problems import display_name
 from maskrt.train.data.record import Dataset
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskrt.train.data.images import IMAGE_SUFFIXES
+from maskrt.runtime.images import IMAGE_SUFFIXES
 from maskrt.train.data.problems import ProblemLog, display_name
 
 MASK_SUFFIXES = ("_mask", "_masks")
