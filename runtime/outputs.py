@@ -24,6 +24,7 @@ from maskrt.runtime.draw import draw_overlay
 from maskrt.runtime.instances import Instances
 from maskrt.runtime.labels import CocoWriter, write_labelme, write_labelme_classes
 from maskrt.runtime.measure import frame_stats, measure_instances
+from maskrt.runtime.tables import csv_cell
 
 LABEL_FORMATS = ("labelme", "coco")
 
@@ -174,16 +175,8 @@ class PredictionWriter:
             writer = csv.DictWriter(f, fieldnames=fields or ["file"])
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: _cell(v) for k, v in row.items()})
+                writer.writerow({k: csv_cell(v) for k, v in row.items()})
         return path
-
-
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return round(v, 4)
-    return v
 
 
 def _flatten_stats(s: dict[str, Any]) -> dict[str, Any]:

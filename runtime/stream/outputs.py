@@ -39,6 +39,7 @@ import numpy as np
 from maskrt.atomic import atomic_open, atomic_path
 from maskrt.errors import MaskrtError
 from maskrt.runtime.stream.types import StreamResult
+from maskrt.runtime.tables import csv_cell
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class _Table:
             self._w = csv.DictWriter(self._f, fieldnames=list(rows[0]), extrasaction="ignore", restval="")
             self._w.writeheader()
         for row in rows:
-            self._w.writerow({k: _cell(v) for k, v in row.items()})
+            self._w.writerow({k: csv_cell(v) for k, v in row.items()})
         self._f.flush()
         self.rows += len(rows)
 
@@ -141,14 +142,6 @@ class _Table:
         if self._w is None and self.header and not self._f.closed:
             csv.writer(self._f).writerow(self.header)
         self._f.close()
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, float):
-        return round(v, 6) + 0.0  # no "-0.0" cells
-    if isinstance(v, (list, tuple, dict)):
-        return json.dumps(v)
-    return "" if v is None else v
 
 
 def frame_row(result: StreamResult) -> dict[str, Any]:
