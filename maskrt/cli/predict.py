@@ -16,7 +16,8 @@ MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
 
 def split_model_arg(sources: list[str], model: Path | None) -> tuple[Path | None, list[str]]:
     """``maskrt predict MODEL SOURCE...`` and ``maskrt predict SOURCE... [--model M]`` both work."""
-    if model is None and sources and Path(sources[0]).suffix.lower() in MODEL_SUFFIXES:
+    if model is None and sources and (Path(sources[0]).suffix.lower() in MODEL_SUFFIXES
+                                      or sources[0].lower().startswith("triton://")):
         return Path(sources[0]), sources[1:]
     return model, sources
 

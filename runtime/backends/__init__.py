@@ -187,7 +187,7 @@ def resolve(model: str | Path, backend: str = "auto", device: str = "auto") -> t
         why = availability("triton", dev, model) if name in ("auto", "triton") else availability(name, dev, model)
         if why is not None:
             raise MaskrtError(why, path=str(model))
-        return "triton", "server"
+        return "triton", "auto"  # the server decides where the model runs
     if name == "onnxruntime" and base == "auto":
         return name, "cuda" if _cuda_ready(model) else "cpu"
     if name == "tensorrt" and base == "auto":

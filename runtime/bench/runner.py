@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from maskrt.runtime.backends import is_triton_url
 from maskrt.runtime.bench import memory
 from maskrt.runtime.bench.backends import availability, concrete_row, split_row
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats
@@ -302,7 +303,7 @@ def open_artifact(
         row.status, row.reason = "unavailable", why or "no backend can run this model here"
         log.debug("%s on %s: unavailable (%s)", model, backend, row.reason)
         return row, None
-    if not Path(model).is_file():
+    if not Path(model).is_file() and not is_triton_url(model):
         row.status, row.reason = "failed", f"{model}: model file not found; pass the path of an exported model"
         return row, None
     try:
