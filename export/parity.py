@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrt.runtime.boxes import box_iou
 from maskrt.runtime.paste import expanded_boxes, paste_mask
 
 Dets = dict[str, np.ndarray]  # boxes [N,4], scores [N], labels [N], masks [N,H,W] bool (pasted)
@@ -131,19 +132,6 @@ def paste_full(probs: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], thresh
         if x1 > x0 and y1 > y0:
             out[i, y0:y1, x0:x1] = crop
     return out
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes ``(N, 4)`` x ``(M, 4)``."""
-    a = a.reshape(-1, 4).astype(np.float64)
-    b = b.reshape(-1, 4).astype(np.float64)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), (inter >= 0) * 1.0)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.matching import box_iou, match
+from maskrt.runtime.boxes import box_iou
+from maskrt.runtime.stream.matching import match
 
 
 @dataclass(frozen=True)

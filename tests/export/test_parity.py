@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskrt.export.parity import ParityReport, ParityRules, box_iou, compare, paste_full
+from maskrt.export.parity import ParityReport, ParityRules, compare, paste_full
 
 HW = (64, 64)
 
@@ -54,7 +54,3 @@ def test_ties_at_the_max_det_cut_are_not_failures():
     assert (r.missing, r.extra) == (0, 0)
     assert compare(ref, test, ParityRules(), max_det=3).missing == 1
 
-
-def test_box_iou_values():
-    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
-    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream.matching import box_iou, linear_assignment, match
+from maskrt.runtime.stream.matching import linear_assignment, match
 from maskrt.runtime.stream.tracking import Tracker, Wall
 
 
@@ -31,11 +31,6 @@ def test_match_gates_pairs_by_cost() -> None:
     cost = np.array([[0.1, 0.9], [0.95, 0.99]])
     pairs, rows, cols = match(cost, max_cost=0.5)
     assert pairs == [(0, 0)] and rows == [1] and cols == [1]
-
-
-def test_box_iou_values() -> None:
-    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
-    assert iou[0].tolist() == pytest.approx([1.0, 1 / 3, 0.0])
 
 
 def _id_switches(gt_to_track: dict[int, list[int]]) -> int:
