@@ -95,21 +95,29 @@ def load_folder(folder: str | Path, limit: int = 32) -> list[np.ndarray]:
 
 
 def video_frames(source: str | Path, limit: int = 64) -> list[np.ndarray]:
-    """Up to ``limit`` frames read from a video file or stream with OpenCV.
+    """Up to ``limit`` frames from any ``maskrt run`` source (video file, folder or glob of images, camera, URL).
+
+    The source is opened through the runtime's one source grammar (:mod:`maskrt.runtime.stream.sources`),
+    so ``bench --stream`` accepts what ``maskrt run`` accepts.
 
     Raises:
-        MaskrtError: when the source cannot be opened or yields no frame.
+        MaskrtError: when the source cannot be parsed, opened or yields no frame.
     """
-    cap = cv2.VideoCapture(str(source))
+    from maskrt.runtime.stream.sources import open_source, parse_source
+
+    try:
+        src = open_source(parse_source(str(source)))
+    except MaskrtError as exc:
+        raise MaskrtError(f"cannot read frames from this source: {exc}") from None
     frames: list[np.ndarray] = []
     try:
-        while cap.isOpened() and len(frames) < limit:
-            ok, frame = cap.read()
-            if not ok:
+        while len(frames) < limit:
+            frame = src.read()
+            if frame is None:
                 break
             frames.append(frame)
     finally:
-        cap.release()
+        src.close()
     if not frames:
         raise MaskrtError("cannot read frames from this source; check the path or URL", path=str(source))
     return frames

@@ -60,3 +60,14 @@ def test_folder_errors_name_the_folder(tmp_path: Path) -> None:
     assert str(tmp_path) in str(err.value)
     with pytest.raises(MaskrtError, match="cannot read frames"):
         video_frames(tmp_path / "missing.mp4")
+
+
+def test_stream_frames_come_through_the_source_grammar(tmp_path: Path) -> None:
+    """bench --stream takes what `maskrt run` takes: an image folder and a glob, not only videos."""
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((32, 48, 3), 40 * i, np.uint8))
+    frames = video_frames(tmp_path, limit=3)
+    assert [int(f[0, 0, 0]) for f in frames] == [0, 40, 80]
+    assert len(video_frames(str(tmp_path / "f*.png"))) == 4
+    with pytest.raises(MaskrtError, match="unknown source scheme"):
+        video_frames("ftp://example/clip.mp4")
