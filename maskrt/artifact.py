@@ -171,7 +171,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_det": ("an integer in 1..100000", _int_in(1, 100_000)),
     "score_threshold": ("a number in [0, 1]", _unit),
     "mask_threshold": ("a number in [0, 1]", _unit),
-    "precision": ('"fp32" or "fp16"', _choice("fp32", "fp16")),
+    "precision": ('"fp32", "fp16" or "int8"', _choice("fp32", "fp16", "int8")),
     "metrics": ("a JSON object", _metrics),
 }
 """Per metadata key: what it must be (in words, for the message) and the check that returns its value."""
