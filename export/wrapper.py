@@ -17,7 +17,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 
 from maskrt.errors import MaskrtError
-from maskrt.train.models import set_max_det
+from maskrt.train.models import set_input_size, set_max_det
 
 DEFAULT_GRAPH_SCORE_THRESH = 0.05
 """Score threshold applied inside the graph; the runtime applies the user's (higher) threshold."""
@@ -61,8 +61,7 @@ class ExportWrapper(nn.Module):
         self.model.roi_heads.score_thresh = float(score_thresh)
         # the plain model (parity's eager agreement, benchmarks) must see frames at the export size,
         # not resize them to the training size kept in its transform
-        self.model.transform.min_size = (min(h, w),)
-        self.model.transform.max_size = max(h, w)
+        set_input_size(self.model, min(h, w), max(h, w))
         # x_norm = (x / 255 - mean) / std = x * scale + shift, on RGB channels
         mean_t = torch.tensor([float(v) for v in mean], dtype=torch.float32)
         std_t = torch.tensor([float(v) for v in std], dtype=torch.float32)

@@ -246,6 +246,17 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
     return model
 
 
+def set_input_size(model: MaskRCNN, shorter: int, longer: int | None = None) -> None:
+    """Make the model resize its input so the shorter side is ``shorter`` and the longer at most ``longer``.
+
+    torchvision's ``GeneralizedRCNNTransform`` keeps the training size; evaluation at another ``--imgsz``,
+    the export wrapper (a fixed ``H x W``) and the eager benchmark row set it here. ``longer`` defaults to
+    ``shorter`` (a square input of that size).
+    """
+    model.transform.min_size = (int(shorter),)
+    model.transform.max_size = int(shorter if longer is None else longer)
+
+
 def set_max_det(model: MaskRCNN, max_det: int) -> None:
     """Keep up to ``max_det`` detections per image, with enough test-time proposals to fill them.
 

@@ -176,7 +176,9 @@ def eval_cmd(
     if imgsz is not None:
         if imgsz < 32:
             raise MaskrtError(f"--imgsz {imgsz} is too small; pass e.g. --imgsz {recipe.image_size}")
-        model.transform.min_size, model.transform.max_size = (int(imgsz),), int(imgsz)
+        from maskrt.train.models import set_input_size
+
+        set_input_size(model, int(imgsz))
     if max_det is not None:
         if max_det < 1:
             raise MaskrtError(f"--max-det {max_det} must be at least 1; pass e.g. --max-det 100")
