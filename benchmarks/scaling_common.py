@@ -86,7 +86,7 @@ def _export(ckpt: str, size: int, max_det: int, path: str) -> None:
 def eager_row(ckpt: Path, frames: Sequence[np.ndarray], label: str, *, size: int, conf: float, max_det: int,
               iters: int, warmup: int, threads: int | None, device: str = "cpu", half: bool = False) -> BenchRow:
     """The PyTorch eager row (torchvision's own resize, network and full-resolution paste + the same draw)."""
-    from maskrt.cli.bench import TorchEager
+    from maskrt.export.eager import TorchEager
     from maskrt.runtime.bench import memory
     from maskrt.runtime.bench.runner import TORCH_BACKEND, fill, measure, reason_of
 
@@ -111,7 +111,7 @@ def pair_rows(onnx: Path, ckpt: Path, frames: Sequence[np.ndarray], label: str, 
     """
     from functools import partial
 
-    from maskrt.cli.bench import TorchEager
+    from maskrt.export.eager import TorchEager
     from maskrt.runtime.bench.runner import (
         TORCH_BACKEND,
         fill,

@@ -1,4 +1,8 @@
-"""Run an exported ONNX model and its PyTorch source on the same images and compare (see parity.py)."""
+"""Run an exported ONNX model and its PyTorch source on the same images and compare (see parity.py).
+
+The plain eager model runs through :func:`maskrt.export.eager.run_eager`, the adapter ``maskrt bench --torch``
+uses too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskrt.export.parity import Dets, ParityReport, ParityRules, artifact_dets, compare
+from maskrt.export.eager import run_eager
+from maskrt.export.parity import ParityReport, ParityRules, artifact_dets, compare
 from maskrt.export.wrapper import ExportWrapper
 
 log = logging.getLogger(__name__)
@@ -50,19 +55,6 @@ def run_wrapper(wrapper: ExportWrapper, image: np.ndarray) -> list[np.ndarray]:
     """The PyTorch wrapper's outputs for one image, as numpy."""
     out = wrapper(torch.from_numpy(np.ascontiguousarray(image))[None])
     return [o.numpy() for o in out]
-
-
-@torch.inference_mode()
-def run_eager(model: torch.nn.Module, image: np.ndarray, mask_threshold: float = 0.5) -> Dets:
-    """The plain torchvision model on one BGR uint8 image (its own resize and full-resolution paste)."""
-    rgb = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
-    out = model([rgb])[0]
-    return {
-        "boxes": out["boxes"].numpy().astype(np.float32),
-        "scores": out["scores"].numpy().astype(np.float32),
-        "labels": out["labels"].numpy().astype(np.int64),
-        "masks": out["masks"][:, 0].numpy() > mask_threshold,
-    }
 
 
 def check_parity(

@@ -121,3 +121,15 @@ def video_frames(source: str | Path, limit: int = 64) -> list[np.ndarray]:
     if not frames:
         raise MaskrtError("cannot read frames from this source; check the path or URL", path=str(source))
     return frames
+
+
+def bench_frames(images: Path | None, stream: str | None, imgsz: int, count: int, instances: int) -> tuple[list[np.ndarray], str]:
+    """The frames ``maskrt bench`` rotates among (``--images``, ``--stream`` or synthetic), and their description."""
+    if images is not None:
+        frames = load_folder(images, limit=count)
+        return frames, f"{len(frames)} images from {images}"
+    if stream is not None:
+        frames = video_frames(stream, limit=count)
+        return frames, f"{len(frames)} frames read from {stream}"
+    frames = synthetic_frames(count, (imgsz, imgsz), instances)
+    return frames, f"{count} synthetic {imgsz}x{imgsz} scenes with {instances} bubbles each, in rotation"
