@@ -62,9 +62,10 @@ def _load(
     masks: dict[str, object] | None = None,
 ) -> tuple[str, Dataset]:
     from maskrt.train.data import detect_format, load_dataset
+    from maskrt.train.data.loader import has_splits
     from maskrt.train.data.masks import MaskOptions
 
-    kind = "split folders" if path.is_dir() and _has_splits(path) else detect_format(path, fmt)[0]
+    kind = "split folders" if has_splits(path) else detect_format(path, fmt)[0]
     with console.status(f"Loading {path} ...", spinner="dots") as status:
         ds = load_dataset(
             path,
@@ -77,12 +78,6 @@ def _load(
             on_split=lambda s: status.update(f"Loading {path} ({s}) ..."),
         )
     return kind, ds
-
-
-def _has_splits(path: Path) -> bool:
-    from maskrt.train.data.loader import _find_in_folder, _split_dirs
-
-    return bool(_split_dirs(path)) and _find_in_folder(path, "auto") is None
 
 
 def _print_stats(console: Console, st: DatasetStats, kind: str, classes: list[str]) -> None:

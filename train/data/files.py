@@ -71,3 +71,27 @@ def read_xml(path: Path, shown: str | None = None) -> ET.Element:
         ) from None
     except OSError as exc:
         raise MaskrtError(f"{shown}: cannot read the file ({exc})") from None
+
+
+def json_kind(path: Path) -> str | None:
+    """Which format a JSON file is in (``coco``, ``labelme``, ``via``, ``via3``), from its first bytes."""
+    head = peek_json(path)
+    stripped = head.lstrip()
+    if not stripped.startswith("{"):
+        return None
+    if '"_via_img_metadata"' in head or ('"regions"' in head and '"filename"' in head):
+        return "via"
+    if (
+        '"project"' in head
+        and '"vid_list"' in head
+        or '"_via_data_format_version"' in head
+        and '"metadata"' in head
+    ):
+        return "via3"
+    if '"shapes"' in head and ('"imagePath"' in head or '"version"' in head or '"flags"' in head):
+        return "labelme"
+    if '"images"' in head and ('"annotations"' in head or '"categories"' in head):
+        return "coco"
+    if '"images"' in head or '"annotations"' in head:
+        return "coco"
+    return None

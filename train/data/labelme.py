@@ -20,7 +20,7 @@ import numpy as np
 
 from maskrt.errors import MaskrtError
 from maskrt.train.data.build import Part, make_annotation
-from maskrt.train.data.files import read_json
+from maskrt.train.data.files import json_kind, read_json
 from maskrt.train.data.geometry import circle_polygon, rectangle_polygon
 from maskrt.train.data.images import locate_image
 from maskrt.train.data.problems import ProblemLog
@@ -112,8 +112,6 @@ def load_labelme(
     Raises:
         MaskrtError: the folder holds no labelme JSON.
     """
-    from maskrt.train.data.loader import json_kind
-
     root = path if path.is_dir() else path.parent
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*.json") if json_kind(p) == "labelme")
     if not files:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from maskrt.errors import MaskrtError
 from maskrt.runtime.images import IMAGE_SUFFIXES
+from maskrt.train.data.files import json_kind
 from maskrt.train.data.problems import display_name
 from maskrt.train.data.record import Dataset
 
@@ -32,32 +33,6 @@ logger = logging.getLogger(__name__)
 FORMATS = ("coco", "labelme", "via", "cvat", "masks")
 SPLIT_NAMES = ("train", "valid", "val", "validation", "test")
 COCO_NAMES = ("_annotations.coco.json", "annotations.json", "instances_default.json")
-
-
-def json_kind(path: Path) -> str | None:
-    """Which format a JSON file is in (``coco``, ``labelme``, ``via``, ``via3``), from its first bytes."""
-    from maskrt.train.data.files import peek_json
-
-    head = peek_json(path)
-    stripped = head.lstrip()
-    if not stripped.startswith("{"):
-        return None
-    if '"_via_img_metadata"' in head or ('"regions"' in head and '"filename"' in head):
-        return "via"
-    if (
-        '"project"' in head
-        and '"vid_list"' in head
-        or '"_via_data_format_version"' in head
-        and '"metadata"' in head
-    ):
-        return "via3"
-    if '"shapes"' in head and ('"imagePath"' in head or '"version"' in head or '"flags"' in head):
-        return "labelme"
-    if '"images"' in head and ('"annotations"' in head or '"categories"' in head):
-        return "coco"
-    if '"images"' in head or '"annotations"' in head:
-        return "coco"
-    return None
 
 
 def _is_cvat(path: Path) -> bool:
@@ -128,6 +103,11 @@ def _find_in_folder(folder: Path, fmt: str) -> tuple[str, Path] | None:
 
 def _split_dirs(folder: Path) -> list[Path]:
     return [folder / s for s in SPLIT_NAMES if (folder / s).is_dir()]
+
+
+def has_splits(folder: Path) -> bool:
+    """Whether ``folder`` is a parent of ``train/``, ``valid/``, ... splits with no dataset of its own."""
+    return folder.is_dir() and bool(_split_dirs(folder)) and _find_in_folder(folder, "auto") is None
 
 
 def detect_format(path: str | Path, fmt: str = "auto") -> tuple[str, Path]:
