@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from maskrt.errors import MaskrtError
-from maskrt.runtime.stream import sources
-from maskrt.runtime.stream.sources import DEFAULT_FPS, SourceSpec, _normalise
+from maskrt.runtime.stream import spec as source_spec
+from maskrt.runtime.stream.spec import DEFAULT_FPS, SourceSpec, normalise_frame
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class MjpegHttpSource:
         url = str(self.spec.target)
         try:
             # the socket timeout bounds the connect and each blocking receive; read() adds a deadline per frame
-            resp = urllib.request.urlopen(url, timeout=sources.READ_TIMEOUT_MS / 1000)
+            resp = urllib.request.urlopen(url, timeout=source_spec.READ_TIMEOUT_MS / 1000)
         except http.client.HTTPException as exc:  # e.g. BadStatusLine: its text is the server's raw bytes
             raise MaskrtError(
                 f"{url}: the server did not answer with HTTP ({type(exc).__name__}); check the URL and port "
@@ -82,7 +82,7 @@ class MjpegHttpSource:
 
     def read(self) -> np.ndarray | None:
         """Next decoded frame, or None when the stream ends, stalls, sends garbage or something undecodable."""
-        self._deadline = time.monotonic() + sources.READ_TIMEOUT_MS / 1000
+        self._deadline = time.monotonic() + source_spec.READ_TIMEOUT_MS / 1000
         try:
             data = self._read_part()
         except (OSError, ValueError, http.client.HTTPException, MaskrtError) as exc:
@@ -94,7 +94,7 @@ class MjpegHttpSource:
         if frame is None:
             log.debug("%s: part of %d bytes is not a decodable image", self.spec.text, len(data))
             return None
-        return _normalise(frame, self.spec)
+        return normalise_frame(frame, self.spec)
 
     def _read_part(self) -> bytes | None:
         if self._snapshot:
@@ -139,7 +139,7 @@ class MjpegHttpSource:
     def _fill(self) -> bool:
         assert self._resp is not None
         if time.monotonic() > self._deadline:
-            raise TimeoutError(f"no frame within {sources.READ_TIMEOUT_MS} ms")
+            raise TimeoutError(f"no frame within {source_spec.READ_TIMEOUT_MS} ms")
         chunk = self._resp.read1(65536) if hasattr(self._resp, "read1") else self._resp.read(4096)
         if not chunk:
             return False

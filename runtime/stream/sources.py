@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -35,6 +34,8 @@ import numpy as np
 
 from maskrt.errors import MaskrtError
 from maskrt.runtime.images import IMAGE_SUFFIXES
+from maskrt.runtime.stream import spec as source_spec
+from maskrt.runtime.stream.spec import DEFAULT_FPS, SourceSpec, normalise_frame
 
 log = logging.getLogger(__name__)
 
@@ -45,34 +46,7 @@ GRAMMAR = (
     "0 | /dev/video0 | csi://0 | rtsp://... | http(s)://... | file.mp4 | file://path | folder/ | 'img_*.png' "
     "| gst:<pipeline>"
 )
-DEFAULT_FPS = 30.0
 OPEN_TIMEOUT_MS = 10000
-READ_TIMEOUT_MS = 5000
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed source string.
-
-    Attributes:
-        text: the string the user gave.
-        kind: ``camera``, ``csi``, ``rtsp``, ``http``, ``file``, ``images`` or ``gst``.
-        target: device index, device path, URL, file path or GStreamer pipeline.
-        live: True for cameras and network streams (keep only the newest frame, reopen on failure).
-        files: the sorted image files of an ``images`` source.
-        width, height, fps: capture request (cameras) or resize/pacing (files); None keeps the source's.
-        loop: restart files and image sequences at their end.
-    """
-
-    text: str
-    kind: str
-    target: int | str
-    live: bool
-    files: tuple[str, ...] = ()
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    loop: bool = False
 
 
 @runtime_checkable
@@ -234,7 +208,7 @@ class CaptureSource:
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
                 OPEN_TIMEOUT_MS,
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                READ_TIMEOUT_MS,
+                source_spec.READ_TIMEOUT_MS,
             ]
         cap = _capture(spec.target, api, params)
         if not cap.isOpened() and spec.kind == "camera" and api != cv2.CAP_ANY:
@@ -286,7 +260,7 @@ class CaptureSource:
         if not ok or frame is None:
             return None
         self._read_any = True
-        return _normalise(frame, self.spec)
+        return normalise_frame(frame, self.spec)
 
     def close(self) -> None:
         """Release the capture."""
@@ -334,25 +308,10 @@ class ImageSequenceSource:
             self._next += 1
             frame = cv2.imread(path, cv2.IMREAD_COLOR)
             if frame is not None:
-                return _normalise(frame, self.spec)
+                return normalise_frame(frame, self.spec)
             if path not in self.skipped:
                 self.skipped.append(path)
                 log.warning("%s: not a readable image; skipped", path)
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _normalise(frame: np.ndarray, spec: SourceSpec) -> np.ndarray:
-    """BGR uint8 frame of the requested size (cameras are asked for it; files are resized)."""
-    if frame.ndim == 2:
-        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    elif frame.shape[2] == 4:
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.dtype != np.uint8:
-        frame = cv2.convertScaleAbs(frame, alpha=255.0 / max(1.0, float(frame.max())))
-    if spec.kind not in ("camera", "csi") and spec.width and spec.height:
-        size = (int(spec.width), int(spec.height))
-        if frame.shape[:2] != size[::-1]:
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return frame

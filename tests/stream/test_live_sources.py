@@ -21,6 +21,7 @@ from typing_extensions import Self
 import maskrt.runtime.stream as stream_pkg
 from maskrt.cli import main
 from maskrt.runtime.stream import sources
+from maskrt.runtime.stream import spec as source_spec
 
 BOUNDARY = b"maskrtframe"
 MULTIPART = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=maskrtframe\r\n\r\n"
@@ -109,7 +110,7 @@ def _video(path: Path) -> tuple[int, float]:
 def fast_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short open/read timeouts, so that a hostile server costs a test seconds, not minutes."""
     monkeypatch.setattr(sources, "OPEN_TIMEOUT_MS", 1500)
-    monkeypatch.setattr(sources, "READ_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(source_spec, "READ_TIMEOUT_MS", 1000)
 
 
 @pytest.fixture()
