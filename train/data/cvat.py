@@ -89,11 +89,11 @@ def _part(el: ET.Element, img_w: int, img_h: int, where: str, log: ProblemLog) -
             left, top, bw, bh = (int(float(a[k])) for k in ("left", "top", "width", "height"))
             try:
                 m = decode_cvat_mask(a["rle"], left, top, bw, bh, img_w, img_h)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # int(float("inf")) is an OverflowError
                 log.add(where, f"mask rle is corrupt ({exc}); skipped")
                 return None
             return Part(mask=m, kind="mask")
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         log.add(where, f"{tag} has missing or non-numeric coordinates; skipped")
         return None
     log.add(where, f"{tag} has no area, so it cannot be an instance; skipped")

@@ -482,13 +482,6 @@ def test_via3_is_refused_or_read_as_what_it_became(folder: Path, examples: int) 
     run(broken(via3_doc()), examples, json_writer(folder / "via3" / "project.json"), images=folder)
 
 
-# found by this fuzz, not fixed here (cvat.py belongs to the defusedxml work): see test_fuzz_regressions.py
-CVAT_INF = pytest.mark.xfail(
-    raises=OverflowError, strict=False, reason="cvat.py: 'inf' in a <mask>'s rle or box is an OverflowError"
-)
-
-
-@CVAT_INF
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_cvat(folder: Path, examples: int) -> None:
     path = folder / "cvat" / "annotations.xml"
