@@ -1,4 +1,5 @@
-"""mypy plugin for ``mypy-trt.ini``: make the tensorrt-stubs package usable by mypy.
+"""mypy plugin for ``mypy-trt.ini`` (a developer tool, not shipped in the package): make the tensorrt-stubs package
+usable by mypy.
 
 tensorrt-stubs 10.13 (pure stubs of the TensorRT Python API, ``pip install --no-deps tensorrt-stubs``)
 installs ``tensorrt/__init__.pyi`` without a ``py.typed`` marker, and four plugin-interface methods in
