@@ -22,7 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import is_triton_url
+from maskrt.runtime.backends.formats import check_model_format
 from maskrt.runtime.bench import memory
 from maskrt.runtime.bench.backends import availability, concrete_row, split_row
 from maskrt.runtime.bench.stats import latency_stats, speedup, stage_stats
@@ -298,6 +300,12 @@ def open_artifact(
     concrete = concrete_row(backend, model)
     if concrete is not None:  # rows are labelled with what runs them: openvino:cpu, auto:onnxruntime:cuda
         row.backend = f"auto:{concrete}" if split_row(backend)[0] == "auto" else concrete
+    if Path(model).is_file():
+        try:
+            check_model_format(model)  # an ONNX file named .engine: say so, not "tensorrt unavailable"
+        except MaskrtError as exc:
+            row.status, row.reason = "failed", str(exc)
+            return row, None
     why = availability(backend, model)
     if why is not None or concrete is None:
         row.status, row.reason = "unavailable", why or "no backend can run this model here"

@@ -37,3 +37,12 @@ def test_a_model_no_backend_here_can_run_is_not_a_success(
     assert main(["-q", "bench", str(engine), *FAST]) == 2
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "model.engine" in errors[0]
+
+
+def test_an_onnx_file_named_engine_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundled = Path(__file__).resolve().parents[2] / "runtime" / "models" / "bubbles-lite.onnx"
+    fake = tmp_path / "model.engine"
+    fake.write_bytes(bundled.read_bytes())
+    assert main(["-q", "bench", str(fake), *FAST]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "is an ONNX model" in errors[0] and "model.onnx" in errors[0], errors
