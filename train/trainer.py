@@ -26,6 +26,7 @@ from maskrt.errors import MaskrtError
 from maskrt.lock import FolderLock
 from maskrt.train import engine
 from maskrt.train.checkpoint import load_checkpoint, save_checkpoint
+from maskrt.train.config import TrainConfig
 from maskrt.train.curves import MetricsLog, plot_curves
 from maskrt.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from maskrt.train.sampler import ResumableBatchSampler, iters_per_epoch
@@ -34,43 +35,6 @@ log = logging.getLogger(__name__)
 
 # options that may change when a run is resumed; everything else comes from the checkpoint
 _RUNTIME_FIELDS = {"device", "workers", "progress", "resume", "out", "save_every", "log_every"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs (the CLI's options). ``epochs`` or ``iters`` sets the length."""
-
-    data: list[str] = field(default_factory=list)
-    val: list[str] = field(default_factory=list)
-    val_split: float = 0.1
-    arch: str | None = None
-    imgsz: int = 512
-    epochs: int | None = None
-    iters: int | None = None
-    batch: int = 4
-    lr: float | None = None
-    optimizer: str = "sgd"
-    schedule: str = "cosine"
-    warmup: int | None = None
-    weight_decay: float | None = None
-    clip_grad: float = 10.0
-    workers: int = 2
-    device: str = "auto"
-    amp: bool = False
-    out: str = "runs/train"
-    resume: bool = False
-    augment: str = "default"
-    weights: str = "none"
-    seed: int = 0
-    save_every: int = 50
-    eval_every: int | None = None
-    log_every: int = 10
-    deterministic: bool = False
-    progress: bool = True
-    masks: dict[str, Any] = field(default_factory=dict)  # mask-image options (MaskOptions.as_dict)
-
-    def default_lr(self) -> float:
-        return self.lr if self.lr is not None else (0.02 if self.optimizer == "sgd" else 1e-3)
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from maskrt.cli.app import app, data_app
+from maskrt.train.data.masks import MaskOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,6 +31,16 @@ CLASSES_HELP = "Label-map masks: VALUE=NAME pairs, e.g. 1=bubble,2=droplet."
 CLASS_NAME_HELP = "Binary and instance-id masks: the class of their instances."
 SPLIT_HELP = "Mask images: separate touching blobs by a distance-transform watershed."
 
+# the mask-image options of convert, data check and train: declared once, defaults from MaskOptions
+MASK_DEFAULTS = MaskOptions()
+MaskKind = Annotated[str, typer.Option("--mask-kind", help=MASK_KIND_HELP)]
+MaskThreshold = Annotated[float, typer.Option("--mask-threshold", help=THRESHOLD_HELP)]
+Connectivity = Annotated[int, typer.Option("--connectivity", help=CONNECTIVITY_HELP)]
+MinArea = Annotated[int, typer.Option("--min-area", help=MIN_AREA_HELP)]
+MaskClasses = Annotated[str | None, typer.Option("--classes", help=CLASSES_HELP)]
+ClassName = Annotated[str, typer.Option("--class-name", help=CLASS_NAME_HELP)]
+SplitTouching = Annotated[bool, typer.Option("--split-touching", help=SPLIT_HELP)]
+
 
 def mask_options(
     kind: str,
@@ -41,8 +52,6 @@ def mask_options(
     split: bool,
 ) -> dict[str, object]:
     """The mask-image options of a command, checked, as ``MaskOptions`` keyword arguments."""
-    from maskrt.train.data.masks import MaskOptions
-
     opts = {
         "kind": kind, "threshold": threshold, "connectivity": connectivity, "min_area": min_area,
         "classes": classes, "class_name": class_name, "split": split,
@@ -113,18 +122,18 @@ def _print_problems(console: Console, problems: list[str]) -> None:
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help=DATA_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="COCO JSON file to write."),
-    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
-    images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
-    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
-    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
-    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
-    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
-    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
-    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
-    split: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
+    src: Annotated[Path, typer.Argument(help=DATA_HELP)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="COCO JSON file to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "auto",
+    class_attribute: Annotated[str | None, typer.Option("--class-attribute", help=CLASS_ATTR_HELP)] = None,
+    images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+    mask_kind: MaskKind = MASK_DEFAULTS.kind,
+    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
+    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
+    min_area: MinArea = MASK_DEFAULTS.min_area,
+    classes: MaskClasses = None,
+    class_name: ClassName = MASK_DEFAULTS.class_name,
+    split: SplitTouching = MASK_DEFAULTS.split,
 ) -> None:
     """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
     from rich.console import Console
@@ -150,23 +159,25 @@ def convert(
 
 @data_app.command("check")
 def check(
-    path: Path = typer.Argument(..., help=DATA_HELP),
-    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    class_attribute: str | None = typer.Option(None, "--class-attribute", help=CLASS_ATTR_HELP),
-    images: Path | None = typer.Option(None, "--images", help=IMAGES_HELP),
-    decode: bool = typer.Option(
-        True, "--decode/--headers-only", help="Decode every image (thorough) or read headers."
-    ),
-    json_out: Path | None = typer.Option(
-        None, "--json", help="Also write the statistics and problems as JSON."
-    ),
-    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
-    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
-    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
-    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
-    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
-    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
-    split: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
+    path: Annotated[Path, typer.Argument(help=DATA_HELP)],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "auto",
+    class_attribute: Annotated[str | None, typer.Option("--class-attribute", help=CLASS_ATTR_HELP)] = None,
+    images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+    decode: Annotated[bool, typer.Option(
+        "--decode/--headers-only",
+        help="Decode every image (thorough) or read headers.",
+    )] = True,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json",
+        help="Also write the statistics and problems as JSON.",
+    )] = None,
+    mask_kind: MaskKind = MASK_DEFAULTS.kind,
+    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
+    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
+    min_area: MinArea = MASK_DEFAULTS.min_area,
+    classes: MaskClasses = None,
+    class_name: ClassName = MASK_DEFAULTS.class_name,
+    split: SplitTouching = MASK_DEFAULTS.split,
 ) -> None:
     """Report counts per class, image and instance sizes, and every problem; exit 2 when nothing is usable."""
     import json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,17 +12,28 @@ from maskrt.cli.app import app
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
-    frames: int = typer.Option(90, "--frames", help="Length of the synthetic video in frames."),
-    size: int = typer.Option(512, "--size", help="Frame side in pixels."),
-    scene: str = typer.Option("boiling-side", "--scene", help="boiling-side | boiling-bottom | droplets | taylor"),
-    seed: int = typer.Option(7, "--seed", help="Scene seed."),
-    model: Path | None = typer.Option(None, "--model", help="Model artifact (default: the bundled bubbles-lite)."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime."),
-    bench_iters: int = typer.Option(10, "--bench-iters", help="Timed frames for the benchmark table (0: skip)."),
-    labels: str = typer.Option(
-        "auto", "--labels", "--draw-labels", help="Labels in the video: auto (only where they fit) | all | none."
-    ),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-out"),
+    frames: Annotated[int, typer.Option("--frames", help="Length of the synthetic video in frames.")] = 90,
+    size: Annotated[int, typer.Option("--size", help="Frame side in pixels.")] = 512,
+    scene: Annotated[str, typer.Option(
+        "--scene",
+        help="boiling-side | boiling-bottom | droplets | taylor",
+    )] = "boiling-side",
+    seed: Annotated[int, typer.Option("--seed", help="Scene seed.")] = 7,
+    model: Annotated[Path | None, typer.Option(
+        "--model",
+        help="Model artifact (default: the bundled bubbles-lite).",
+    )] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime.")] = None,
+    bench_iters: Annotated[int, typer.Option(
+        "--bench-iters",
+        help="Timed frames for the benchmark table (0: skip).",
+    )] = 10,
+    labels: Annotated[str, typer.Option(
+        "--labels",
+        "--draw-labels",
+        help="Labels in the video: auto (only where they fit) | all | none.",
+    )] = "auto",
 ) -> None:
     """Render a boiling video, segment it live with the bundled model, and write video, CSVs and plots.
 

@@ -7,7 +7,7 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -28,63 +28,116 @@ _SOURCES = (
     ),
 )
 def run(
-    inputs: list[str] = typer.Argument(
-        ..., metavar="[MODEL] SOURCE", help=f"Optional model, then a source: {_SOURCES}"
-    ),
-    model: Path | None = typer.Option(
-        None, "--model", "-m", help="Model (.onnx/.engine); default: bundled model."
-    ),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for ONNX Runtime and OpenVINO."),
-    conf: float | None = typer.Option(None, "--conf", help="Score threshold (default: the model's)."),
-    mask_threshold: float | None = typer.Option(None, "--mask-threshold", help="Mask probability threshold."),
-    classes: str | None = typer.Option(None, "--classes", help="Comma-separated class names to keep."),
-    width: int | None = typer.Option(None, "--width", help="Capture width (cameras) / resize (files)."),
-    height: int | None = typer.Option(None, "--height", help="Capture height (cameras) / resize (files)."),
-    fps: float | None = typer.Option(
-        None, "--fps", help="Capture frame rate; also the rate of image folders."
-    ),
-    loop: bool = typer.Option(False, "--loop", help="Restart files and folders at their end."),
-    realtime: bool = typer.Option(
-        False, "--realtime", help="Play files at their frame rate, dropping late frames."
-    ),
-    show: bool = typer.Option(False, "--show", help="Show a window with the overlay (q quits)."),
-    save: Path | None = typer.Option(
-        None, "--save", help="Annotated video (.mp4/.avi/.mkv): files at their rate, live sources in capture time."
-    ),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Per-frame statistics CSV."),
-    instances: Path | None = typer.Option(None, "--instances", help="Per-instance measurements CSV."),
-    jsonl: Path | None = typer.Option(
-        None, "--jsonl", help="Everything per frame, one JSON line each (RLE masks)."
-    ),
-    tracks: Path | None = typer.Option(None, "--tracks", help="Per-track summary CSV (with --track)."),
-    save_masks: Path | None = typer.Option(None, "--save-masks", help="Folder for per-frame label maps."),
-    masks_format: str = typer.Option(
-        "png", "--masks-format", help="png (16-bit label map) | rle (COCO JSON)."
-    ),
-    roi: str | None = typer.Option(None, "--roi", help="Analyse only x,y,w,h (pixels)."),
-    um_per_px: float | None = typer.Option(None, "--um-per-px", help="Calibration, micrometres per pixel."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Calibration, millimetres per pixel."),
-    track: bool = typer.Option(
-        False, "--track", help="Persistent instance ids, growth, velocity, departures."
-    ),
-    wall: str | None = typer.Option(
-        None, "--wall", help="Departure line 'y=420' / 'x=100' or region 'x,y,w,h'."
-    ),
-    fps_physical: float | None = typer.Option(
-        None, "--fps-physical", help="True frame rate of a high-speed recording (for times and rates)."
-    ),
-    track_high: float = typer.Option(0.5, "--track-high", help="Score needed to start a track."),
-    boxes: bool = typer.Option(False, "--boxes", help="Draw boxes in the overlay."),
-    labels: str = typer.Option(
-        "auto", "--labels", "--draw-labels", help="Labels in the overlay: auto (only where they fit) | all | none."
-    ),
-    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
-    max_failures: int = typer.Option(
-        10, "--max-failures", help="Connection retries of a live source (at the start, after a loss) before giving up."
-    ),
-    summary: Path | None = typer.Option(None, "--summary", help="Write the final summary as JSON here."),
+    inputs: Annotated[list[str], typer.Argument(
+        metavar="[MODEL] SOURCE",
+        help=f"Optional model, then a source: {_SOURCES}",
+    )],
+    model: Annotated[Path | None, typer.Option(
+        "--model",
+        "-m",
+        help="Model (.onnx/.engine); default: bundled model.",
+    )] = None,
+    backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    threads: Annotated[int | None, typer.Option(
+        "--threads",
+        help="CPU threads for ONNX Runtime and OpenVINO.",
+    )] = None,
+    conf: Annotated[float | None, typer.Option(
+        "--conf",
+        help="Score threshold (default: the model's).",
+    )] = None,
+    mask_threshold: Annotated[float | None, typer.Option(
+        "--mask-threshold",
+        help="Mask probability threshold.",
+    )] = None,
+    classes: Annotated[str | None, typer.Option(
+        "--classes",
+        help="Comma-separated class names to keep.",
+    )] = None,
+    width: Annotated[int | None, typer.Option(
+        "--width",
+        help="Capture width (cameras) / resize (files).",
+    )] = None,
+    height: Annotated[int | None, typer.Option(
+        "--height",
+        help="Capture height (cameras) / resize (files).",
+    )] = None,
+    fps: Annotated[float | None, typer.Option(
+        "--fps",
+        help="Capture frame rate; also the rate of image folders.",
+    )] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Restart files and folders at their end.")] = False,
+    realtime: Annotated[bool, typer.Option(
+        "--realtime",
+        help="Play files at their frame rate, dropping late frames.",
+    )] = False,
+    show: Annotated[bool, typer.Option("--show", help="Show a window with the overlay (q quits).")] = False,
+    save: Annotated[Path | None, typer.Option(
+        "--save",
+        help="Annotated video (.mp4/.avi/.mkv): files at their rate, live sources in capture time.",
+    )] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame statistics CSV.")] = None,
+    instances: Annotated[Path | None, typer.Option(
+        "--instances",
+        help="Per-instance measurements CSV.",
+    )] = None,
+    jsonl: Annotated[Path | None, typer.Option(
+        "--jsonl",
+        help="Everything per frame, one JSON line each (RLE masks).",
+    )] = None,
+    tracks: Annotated[Path | None, typer.Option(
+        "--tracks",
+        help="Per-track summary CSV (with --track).",
+    )] = None,
+    save_masks: Annotated[Path | None, typer.Option(
+        "--save-masks",
+        help="Folder for per-frame label maps.",
+    )] = None,
+    masks_format: Annotated[str, typer.Option(
+        "--masks-format",
+        help="png (16-bit label map) | rle (COCO JSON).",
+    )] = "png",
+    roi: Annotated[str | None, typer.Option("--roi", help="Analyse only x,y,w,h (pixels).")] = None,
+    um_per_px: Annotated[float | None, typer.Option(
+        "--um-per-px",
+        help="Calibration, micrometres per pixel.",
+    )] = None,
+    mm_per_px: Annotated[float | None, typer.Option(
+        "--mm-per-px",
+        help="Calibration, millimetres per pixel.",
+    )] = None,
+    track: Annotated[bool, typer.Option(
+        "--track",
+        help="Persistent instance ids, growth, velocity, departures.",
+    )] = False,
+    wall: Annotated[str | None, typer.Option(
+        "--wall",
+        help="Departure line 'y=420' / 'x=100' or region 'x,y,w,h'.",
+    )] = None,
+    fps_physical: Annotated[float | None, typer.Option(
+        "--fps-physical",
+        help="True frame rate of a high-speed recording (for times and rates).",
+    )] = None,
+    track_high: Annotated[float, typer.Option("--track-high", help="Score needed to start a track.")] = 0.5,
+    boxes: Annotated[bool, typer.Option("--boxes", help="Draw boxes in the overlay.")] = False,
+    labels: Annotated[str, typer.Option(
+        "--labels",
+        "--draw-labels",
+        help="Labels in the overlay: auto (only where they fit) | all | none.",
+    )] = "auto",
+    max_frames: Annotated[int | None, typer.Option(
+        "--max-frames",
+        help="Stop after this many frames.",
+    )] = None,
+    max_failures: Annotated[int, typer.Option(
+        "--max-failures",
+        help="Connection retries of a live source (at the start, after a loss) before giving up.",
+    )] = 10,
+    summary: Annotated[Path | None, typer.Option(
+        "--summary",
+        help="Write the final summary as JSON here.",
+    )] = None,
 ) -> None:
     """Segment a live camera, stream, video or image folder in real time, with tracking and outputs.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,26 +15,47 @@ _SCENES = "boiling-side | boiling-bottom | droplets | taylor | mixed"
 
 @app.command()
 def synth(
-    out: Path | None = typer.Argument(None, help="Output folder for the COCO dataset (images + annotations.json)."),
-    images: int = typer.Option(200, "--images", "-n", help="Number of images."),
-    size: int = typer.Option(512, "--size", help="Square image/frame side in pixels."),
-    scene: str = typer.Option("mixed", "--scene", help=f"Scene type: {_SCENES} (mixed: random per image)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same data."),
-    image_format: str = typer.Option("jpg", "--format", help="Image files: jpg (with JPEG artefacts) or png."),
-    min_area: int = typer.Option(8, "--min-area", help="Leave out instances with fewer visible pixels."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Dataset: processes rendering in parallel (same output)."),
-    video: Path | None = typer.Option(None, "--video", help="Render a moving sequence to this .mp4 instead."),
-    frames: int = typer.Option(120, "--frames", help="Video: number of frames."),
-    fps: float = typer.Option(30.0, "--fps", help="Video: frames per second."),
-    frames_dir: Path | None = typer.Option(
-        None, "--frames-dir", help="Video: also write every frame as a PNG into this folder (image-sequence source)."
-    ),
-    regime: str = typer.Option(
-        "both", "--regime", help="Dataset, boiling-bottom images: isolated (small bubbles), dense (merging patches) or both."
-    ),
-    bottom_style: str = typer.Option(
-        "realistic", "--bottom-style", help="Dataset, boiling-bottom images: realistic (matched to real frames) or classic."
-    ),
+    out: Annotated[Path | None, typer.Argument(
+        help="Output folder for the COCO dataset (images + annotations.json).",
+    )] = None,
+    images: Annotated[int, typer.Option("--images", "-n", help="Number of images.")] = 200,
+    size: Annotated[int, typer.Option("--size", help="Square image/frame side in pixels.")] = 512,
+    scene: Annotated[str, typer.Option(
+        "--scene",
+        help=f"Scene type: {_SCENES} (mixed: random per image).",
+    )] = "mixed",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same data.")] = 0,
+    image_format: Annotated[str, typer.Option(
+        "--format",
+        help="Image files: jpg (with JPEG artefacts) or png.",
+    )] = "jpg",
+    min_area: Annotated[int, typer.Option(
+        "--min-area",
+        help="Leave out instances with fewer visible pixels.",
+    )] = 8,
+    workers: Annotated[int, typer.Option(
+        "--workers",
+        "-j",
+        help="Dataset: processes rendering in parallel (same output).",
+    )] = 1,
+    video: Annotated[Path | None, typer.Option(
+        "--video",
+        help="Render a moving sequence to this .mp4 instead.",
+    )] = None,
+    frames: Annotated[int, typer.Option("--frames", help="Video: number of frames.")] = 120,
+    fps: Annotated[float, typer.Option("--fps", help="Video: frames per second.")] = 30.0,
+    frames_dir: Annotated[Path | None, typer.Option(
+        "--frames-dir",
+        help="Video: also write every frame as a PNG into this folder (image-sequence source).",
+    )] = None,
+    regime: Annotated[str, typer.Option(
+        "--regime",
+        help="Dataset, boiling-bottom images: isolated (small bubbles), dense (merging patches) or both.",
+    )] = "both",
+    bottom_style: Annotated[str, typer.Option(
+        "--bottom-style",
+        help="Dataset, boiling-bottom images: realistic (matched to real frames) or classic.",
+    )] = "realistic",
 ) -> None:
     """Generate synthetic scenes with exact instance masks: the built-in default dataset.
 

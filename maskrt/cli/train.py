@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from maskrt.cli.app import app
 from maskrt.cli.data import (
-    CLASS_NAME_HELP,
-    CLASSES_HELP,
-    CONNECTIVITY_HELP,
-    MASK_KIND_HELP,
-    MIN_AREA_HELP,
-    SPLIT_HELP,
-    THRESHOLD_HELP,
+    MASK_DEFAULTS,
+    ClassName,
+    Connectivity,
+    MaskClasses,
+    MaskKind,
+    MaskThreshold,
+    MinArea,
+    SplitTouching,
     mask_options,
 )
 from maskrt.errors import MaskrtError
+from maskrt.train.config import TrainConfig
+
+CONFIG = TrainConfig()
+"""The run options' defaults, written once in TrainConfig."""
+SET_HERE = {"data", "val", "out", "progress", "masks"}
+"""TrainConfig fields the command converts from its options; the others are options of the same name (or, like
+weight_decay and log_every, not options at all: they keep their defaults)."""
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -26,69 +36,87 @@ def _split(values: list[str] | None) -> list[str]:
 
 @app.command()
 def train(
-    data: list[str] = typer.Option(
-        None,
+    data: Annotated[list[str] | None, typer.Option(
         "--data",
         help="Training data (COCO JSON, labelme/VIA/CVAT, folder); "
         "repeat or comma-separate to merge several. Optional with --resume.",
-    ),
-    val: list[str] = typer.Option(
-        None, "--val", help="Validation data; repeat or comma-separate (e.g. valid,test)."
-    ),
-    val_split: float = typer.Option(
-        0.1, help="Fraction of --data held out for validation when --val is absent (0: no validation)."
-    ),
-    arch: str = typer.Option(
-        None,
+    )] = None,
+    val: Annotated[list[str] | None, typer.Option(
+        "--val",
+        help="Validation data; repeat or comma-separate (e.g. valid,test).",
+    )] = None,
+    val_split: Annotated[float, typer.Option(
+        help="Fraction of --data held out for validation when --val is absent (0: no validation).",
+    )] = CONFIG.val_split,
+    arch: Annotated[str | None, typer.Option(
         help="Preset: lite, mbv3-fpn, r50-fpn, r50-fpn-v2 (default: the --weights checkpoint's, else lite).",
-    ),
-    imgsz: int = typer.Option(512, help="Input size: the longer image side the model sees."),
-    epochs: int = typer.Option(None, help="Training length in passes over the data (default 12)."),
-    iters: int = typer.Option(None, help="Training length in iterations (instead of --epochs)."),
-    batch: int = typer.Option(4, help="Images per batch (per process under torchrun)."),
-    lr: float = typer.Option(None, help="Peak learning rate (default: 0.02 for sgd, 0.001 for adamw)."),
-    optimizer: str = typer.Option("sgd", help="sgd or adamw."),
-    schedule: str = typer.Option("cosine", help="cosine, step or constant (after the linear warm-up)."),
-    warmup: int = typer.Option(None, help="Warm-up iterations (default: 10% of the run, at most 300)."),
-    clip_grad: float = typer.Option(10.0, help="Gradient-norm clipping (0: off)."),
-    workers: int = typer.Option(2, help="Data-loading processes."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA only)."),
-    out: Path = typer.Option(
-        Path("runs/train"), help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-    augment: str = typer.Option(
-        "default",
+    )] = CONFIG.arch,
+    imgsz: Annotated[int, typer.Option(help="Input size: the longer image side the model sees.")] = CONFIG.imgsz,
+    epochs: Annotated[int | None, typer.Option(
+        help="Training length in passes over the data (default 12).",
+    )] = CONFIG.epochs,
+    iters: Annotated[int | None, typer.Option(
+        help="Training length in iterations (instead of --epochs).",
+    )] = CONFIG.iters,
+    batch: Annotated[int, typer.Option(help="Images per batch (per process under torchrun).")] = CONFIG.batch,
+    lr: Annotated[float | None, typer.Option(
+        help="Peak learning rate (default: 0.02 for sgd, 0.001 for adamw).",
+    )] = CONFIG.lr,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = CONFIG.optimizer,
+    schedule: Annotated[str, typer.Option(
+        help="cosine, step or constant (after the linear warm-up).",
+    )] = CONFIG.schedule,
+    warmup: Annotated[int | None, typer.Option(
+        help="Warm-up iterations (default: 10% of the run, at most 300).",
+    )] = CONFIG.warmup,
+    clip_grad: Annotated[float, typer.Option(help="Gradient-norm clipping (0: off).")] = CONFIG.clip_grad,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = CONFIG.workers,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = CONFIG.device,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = CONFIG.amp,
+    out: Annotated[Path, typer.Option(
+        help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.",
+    )] = Path(CONFIG.out),
+    resume: Annotated[bool, typer.Option(
+        "--resume",
+        help="Continue the run in --out from its last.pt.",
+    )] = CONFIG.resume,
+    augment: Annotated[str, typer.Option(
         help="Augmentation: none|light|default|heavy, then key=value "
         "overrides, e.g. 'default,rotate=20,scale=0.5:2,noise=0' (keys: hflip vflip "
         "rot90 rotate scale brightness contrast gamma blur noise).",
-    ),
-    weights: str = typer.Option(
-        "none",
+    )] = CONFIG.augment,
+    weights: Annotated[str, typer.Option(
         help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
         "(bundled), or a checkpoint / torchvision state-dict path.",
-    ),
-    seed: int = typer.Option(0, help="Random seed (data order, augmentation, initialisation)."),
-    save_every: int = typer.Option(50, help="Write last.pt every N iterations (and at the end)."),
-    eval_every: int = typer.Option(
-        None, help="Validate every N iterations (default: every epoch, at most 10 times, and at the end)."
-    ),
-    deterministic: bool = typer.Option(
-        False, "--deterministic", help="Deterministic cuDNN kernels (slower)."
-    ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (for logs)."),
-    mask_kind: str = typer.Option("auto", "--mask-kind", help=MASK_KIND_HELP),
-    threshold: float = typer.Option(0.5, "--mask-threshold", help=THRESHOLD_HELP),
-    connectivity: int = typer.Option(8, "--connectivity", help=CONNECTIVITY_HELP),
-    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
-    classes: str | None = typer.Option(None, "--classes", help=CLASSES_HELP),
-    class_name: str = typer.Option("bubble", "--class-name", help=CLASS_NAME_HELP),
-    split_touching: bool = typer.Option(False, "--split-touching", help=SPLIT_HELP),
+    )] = CONFIG.weights,
+    seed: Annotated[int, typer.Option(
+        help="Random seed (data order, augmentation, initialisation).",
+    )] = CONFIG.seed,
+    save_every: Annotated[int, typer.Option(
+        help="Write last.pt every N iterations (and at the end).",
+    )] = CONFIG.save_every,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Validate every N iterations (default: every epoch, at most 10 times, and at the end).",
+    )] = CONFIG.eval_every,
+    deterministic: Annotated[bool, typer.Option(
+        "--deterministic",
+        help="Deterministic cuDNN kernels (slower).",
+    )] = CONFIG.deterministic,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress",
+        help="No progress bar (for logs).",
+    )] = not CONFIG.progress,
+    mask_kind: MaskKind = MASK_DEFAULTS.kind,
+    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
+    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
+    min_area: MinArea = MASK_DEFAULTS.min_area,
+    classes: MaskClasses = None,
+    class_name: ClassName = MASK_DEFAULTS.class_name,
+    split_touching: SplitTouching = MASK_DEFAULTS.split,
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
+    options = dict(locals())
     from maskrt.paths import check_writable, refuse_overwriting_inputs
-    from maskrt.train.trainer import TrainConfig
     from maskrt.train.trainer import train as run_training
 
     check_writable(out, kind="folder", option="--out")
@@ -97,30 +125,10 @@ def train(
         outputs = [out / name for name in ("last.pt", "best.pt", "metrics.jsonl", "curves.png")]
         refuse_overwriting_inputs(inputs, files=outputs, fix="pass another --out for the new run")
     cfg = TrainConfig(
+        **{f.name: options[f.name] for f in fields(TrainConfig) if f.name in options and f.name not in SET_HERE},
         data=_split(data),
         val=_split(val),
-        val_split=val_split,
-        arch=arch,
-        imgsz=imgsz,
-        epochs=epochs,
-        iters=iters,
-        batch=batch,
-        lr=lr,
-        optimizer=optimizer,
-        schedule=schedule,
-        warmup=warmup,
-        clip_grad=clip_grad,
-        workers=workers,
-        device=device,
-        amp=amp,
         out=str(out),
-        resume=resume,
-        augment=augment,
-        weights=weights,
-        seed=seed,
-        save_every=save_every,
-        eval_every=eval_every,
-        deterministic=deterministic,
         progress=not no_progress,
         masks=mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split_touching),
     )
@@ -146,14 +154,29 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    checkpoint: Path = typer.Argument(..., help="A .pt written by `maskrt train`."),
-    data: list[str] = typer.Option(..., "--data", help="Dataset(s) to score on; repeat or comma-separate."),
-    json_out: Path = typer.Option(None, "--json", help="Also write COCO results JSON (masks as RLE) here."),
-    metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics as JSON here."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    imgsz: int = typer.Option(None, "--imgsz", help="Score at this input size (longer side) instead of the "
-                              "training size, e.g. the size you will export at."),
-    max_det: int = typer.Option(None, "--max-det", help="Detections kept per image (default: the checkpoint's)."),
+    checkpoint: Annotated[Path, typer.Argument(help="A .pt written by `maskrt train`.")],
+    data: Annotated[list[str], typer.Option(
+        "--data",
+        help="Dataset(s) to score on; repeat or comma-separate.",
+    )],
+    json_out: Annotated[Path | None, typer.Option(
+        "--json",
+        help="Also write COCO results JSON (masks as RLE) here.",
+    )] = None,
+    metrics_out: Annotated[Path | None, typer.Option(
+        "--metrics",
+        help="Also write the metrics as JSON here.",
+    )] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    imgsz: Annotated[int | None, typer.Option(
+        "--imgsz",
+        help="Score at this input size (longer side) instead of the "
+                              "training size, e.g. the size you will export at.",
+    )] = None,
+    max_det: Annotated[int | None, typer.Option(
+        "--max-det",
+        help="Detections kept per image (default: the checkpoint's).",
+    )] = None,
 ) -> None:
     """Print COCO box and mask AP, AP50, AP75, APs/m/l and per-class AP of a checkpoint on a dataset."""
     import json
