@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.formats import ENGINE_SUFFIXES, MODEL_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
     """``(onnx, engine)`` paths: from ``--out`` (a file or stem) or beside the checkpoint."""
     if opts.out is not None:
         out = Path(opts.out)
-        stem = out.with_suffix("") if out.suffix in (".onnx", ".engine", ".plan") else out
+        stem = out.with_suffix("") if out.suffix in MODEL_SUFFIXES else out
     else:
         stem = checkpoint.with_suffix("")
     tag = ".fp16" if opts.half else ".int8" if opts.int8 else ""
@@ -89,7 +90,7 @@ def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
     engine_path = Path(f"{stem}{tag}.engine")
     if opts.out is not None and Path(opts.out).suffix == ".onnx":
         onnx_path = Path(opts.out)
-    if opts.out is not None and Path(opts.out).suffix in (".engine", ".plan"):
+    if opts.out is not None and Path(opts.out).suffix in ENGINE_SUFFIXES:
         engine_path = Path(opts.out)
     return onnx_path, engine_path
 
@@ -243,7 +244,7 @@ def _int8_from_onnx(src: Path, opts: ExportOptions, step: Callable[[str], None])
     result = ExportResult(src, src.stat().st_size, nodes, nodes, False, meta.precision)
     _quantize(result, src, dst, opts, step, meta.pad_value)
     _check(result, step)
-    engine_out = opts.out is not None and Path(opts.out).suffix in (".engine", ".plan")
+    engine_out = opts.out is not None and Path(opts.out).suffix in ENGINE_SUFFIXES
     _engine(result, Path(opts.out) if engine_out else dst.with_suffix(".engine"), opts, step)
     return result
 

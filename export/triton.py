@@ -43,6 +43,7 @@ from maskrt.artifact import (
 )
 from maskrt.atomic import atomic_path, write_text
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.formats import ENGINE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,7 @@ TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32", "float16": "TYPE_
                 "int64": "TYPE_INT64"}
 """numpy dtype name -> Triton ``data_type``."""
 
-PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".engine": ("tensorrt_plan", "model.plan"),
-             ".plan": ("tensorrt_plan", "model.plan"), ".trt": ("tensorrt_plan", "model.plan")}
+PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), **{s: ("tensorrt_plan", "model.plan") for s in ENGINE_SUFFIXES}}
 """Artifact suffix -> (Triton ``platform``, file name inside the version folder)."""
 
 REPEATED = frozenset({"input", "output", "dims", "shape", "parameters", "instance_group", "preferred_batch_size",

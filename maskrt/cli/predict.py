@@ -10,8 +10,7 @@ import typer
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
-
-MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
+from maskrt.runtime.backends.formats import MODEL_SUFFIXES
 
 
 def split_model_arg(sources: list[str], model: Path | None) -> tuple[Path | None, list[str]]:

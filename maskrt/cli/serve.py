@@ -12,6 +12,7 @@ import typer
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
+from maskrt.runtime.backends.formats import MODEL_SUFFIXES
 
 
 def server_command(python: Path, models: list[Path], grpc_port: int, http_port: int, metrics_port: int,
@@ -67,7 +68,7 @@ def serve(
         raise MaskrtError(f"--max-batch {max_batch}; pass 1..1024")
     paths = [resolve_model(m) for m in (models or [None])]
     for p in paths:
-        if p.suffix.lower() not in (".onnx", ".engine", ".plan", ".trt"):
+        if p.suffix.lower() not in MODEL_SUFFIXES:
             raise MaskrtError("maskrt serve serves .onnx or .engine artifacts (a triton:// model is already served)",
                               path=p)
     python = env.server_python()

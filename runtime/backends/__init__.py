@@ -27,6 +27,7 @@ from pathlib import Path
 
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends.base import Backend
+from maskrt.runtime.backends.formats import ENGINE_SUFFIXES
 from maskrt.runtime.backends.triton_backend import is_triton_url
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ DEPRECATED_ALIASES = {
 BACKEND_NAMES = (*BACKENDS, *DEPRECATED_ALIASES)
 """Every name a ``--backend`` option accepts."""
 
-ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 _CONCRETE = BACKENDS[1:]
 _DEVICE_BACKENDS = {"npu": ("openvino",), "tensorrt": ("onnxruntime",), "cuda": ("onnxruntime", "tensorrt")}
 

@@ -12,6 +12,9 @@ from pathlib import Path
 from maskrt.errors import MaskrtError
 
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
+"""The TensorRT engine endings every command accepts (predict, run, bench, export --out, serve): the one list."""
+MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
+"""Every model artifact ending: ONNX, then the engines."""
 
 # ModelProto fields after ir_version (field 1) -> protobuf wire type (0 varint, 2 length-delimited)
 _MODEL_FIELDS = {2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
