@@ -59,6 +59,7 @@ from maskrt.artifact import INPUT_NAME, ArtifactMeta
 from maskrt.atomic import atomic_path
 from maskrt.errors import MaskrtError
 from maskrt.export.metadata import props_of, set_meta
+from maskrt.runtime.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,6 @@ CALIB_SEED = 4242
 """Seed of the default synthetic calibration scenes (training used 0, 3, 5; validation 500; held-out 1000)."""
 
 DEFAULT_CALIB_IMAGES = 32
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
@@ -145,7 +145,7 @@ def calib_files(source: str | Path) -> list[Path]:
     """Image files named by ``--calib``: a glob, an image, a folder of images, or a dataset ``load_dataset`` reads."""
     text = str(source)
     if any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if p.lower().endswith(IMAGE_SUFFIXES))
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise MaskrtError("--calib: the pattern matches no image (.jpg, .png, ...); check it", path=text)
         return files

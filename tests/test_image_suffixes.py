@@ -1,6 +1,6 @@
 """One image-ending vocabulary: predict, run, bench --images, export --data and the importers take the same files.
 
-The list is :data:`maskrt.runtime.images.IMAGE_SUFFIXES`; each command's collector is given a folder with one
+The list is :data:`maskrt.runtime.images.IMAGE_SUFFIXES` (also export --calib); each command's collector is given a folder with one
 decodable image of every ending (and a text file), and must pick exactly the images.
 """
 
@@ -92,3 +92,11 @@ def test_a_text_file_alone_is_no_image(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(MaskrtError, match="no images"):
         expand_sources([tmp_path])
+
+
+def test_export_int8_calib_takes_every_ending(folder: Path) -> None:
+    pytest.importorskip("onnx")
+    from maskrt.export.int8 import calib_files
+
+    assert _names(calib_files(folder)) == _expected(folder)
+    assert _names(calib_files(str(folder / "img*"))) == _expected(folder)
