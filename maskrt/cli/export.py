@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -13,32 +13,80 @@ from maskrt.errors import MaskrtError
 
 @app.command()
 def export(
-    checkpoint: Path | None = typer.Argument(
-        None, help="Checkpoint (.pt) written by `maskrt train`; with --int8 also an FP32 .onnx artifact; with "
-        "--format triton also a .onnx/.engine artifact."),
-    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx | engine | all (engine builds from the ONNX) | "
-                            "triton (a Triton model repository folder: --out model_repository/)."),
-    name: str | None = typer.Option(None, "--name", help="--format triton: the model's name on the server "
-                                    "(default: the file stem)."),
-    instances: int = typer.Option(1, "--instances", help="--format triton: concurrent model instances."),
-    imgsz: int = typer.Option(512, "--imgsz", help="Fixed square input size (multiple of 32)."),
-    max_det: int = typer.Option(100, "--max-det", help="Detections per image in the fixed-shape outputs."),
-    half: bool = typer.Option(False, "--half", help="FP16 model (heavy layers FP16; box geometry, NMS FP32)."),
-    int8: bool = typer.Option(False, "--int8", help="INT8 Q/DQ model (backbone/FPN/RPN/heads INT8; box decoding, "
-                              "NMS inputs, mask logits FP32) for ONNX Runtime, OpenVINO and TensorRT."),
-    calib: str | None = typer.Option(None, "--calib", help="INT8 calibration images: a folder, a glob or a dataset "
-                                     "(default: synthetic scenes)."),
-    calib_images: int = typer.Option(32, "--calib-images", help="Number of INT8 calibration images."),
-    heldout: int = typer.Option(20, "--int8-heldout", help="Held-out synthetic scenes scoring mask AP50 before "
-                                "and after INT8 (0: skip)."),
-    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxslim if smaller."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.onnx/.engine) or stem."),
-    data: Path | None = typer.Option(None, "--data", help="Folder of images for the parity check."),
-    parity: bool = typer.Option(True, "--parity/--no-parity", help="Compare with PyTorch on a few images."),
-    parity_images: int = typer.Option(4, "--parity-images", help="Number of parity images."),
-    score_threshold: float = typer.Option(0.5, "--conf", help="Default score threshold stored for the runtime."),
-    workspace: float = typer.Option(4.0, "--workspace", help="TensorRT workspace limit in GiB."),
-    check: Path | None = typer.Option(None, "--check", help="Only check this ONNX file for TensorRT."),
+    checkpoint: Annotated[Path | None, typer.Argument(
+        help="Checkpoint (.pt) written by `maskrt train`; with --int8 also an FP32 .onnx artifact; with "
+        "--format triton also a .onnx/.engine artifact.",
+    )] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format",
+        "-f",
+        help="onnx | engine | all (engine builds from the ONNX) | "
+                            "triton (a Triton model repository folder: --out model_repository/).",
+    )] = "onnx",
+    name: Annotated[str | None, typer.Option(
+        "--name",
+        help="--format triton: the model's name on the server "
+                                    "(default: the file stem).",
+    )] = None,
+    instances: Annotated[int, typer.Option(
+        "--instances",
+        help="--format triton: concurrent model instances.",
+    )] = 1,
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Fixed square input size (multiple of 32).")] = 512,
+    max_det: Annotated[int, typer.Option(
+        "--max-det",
+        help="Detections per image in the fixed-shape outputs.",
+    )] = 100,
+    half: Annotated[bool, typer.Option(
+        "--half",
+        help="FP16 model (heavy layers FP16; box geometry, NMS FP32).",
+    )] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8",
+        help="INT8 Q/DQ model (backbone/FPN/RPN/heads INT8; box decoding, "
+                              "NMS inputs, mask logits FP32) for ONNX Runtime, OpenVINO and TensorRT.",
+    )] = False,
+    calib: Annotated[str | None, typer.Option(
+        "--calib",
+        help="INT8 calibration images: a folder, a glob or a dataset "
+                                     "(default: synthetic scenes).",
+    )] = None,
+    calib_images: Annotated[int, typer.Option(
+        "--calib-images",
+        help="Number of INT8 calibration images.",
+    )] = 32,
+    heldout: Annotated[int, typer.Option(
+        "--int8-heldout",
+        help="Held-out synthetic scenes scoring mask AP50 before "
+                                "and after INT8 (0: skip).",
+    )] = 20,
+    simplify: Annotated[bool, typer.Option(
+        "--simplify/--no-simplify",
+        help="Simplify with onnxslim if smaller.",
+    )] = True,
+    out: Annotated[Path | None, typer.Option(
+        "--out",
+        "-o",
+        help="Output file (.onnx/.engine) or stem.",
+    )] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data",
+        help="Folder of images for the parity check.",
+    )] = None,
+    parity: Annotated[bool, typer.Option(
+        "--parity/--no-parity",
+        help="Compare with PyTorch on a few images.",
+    )] = True,
+    parity_images: Annotated[int, typer.Option("--parity-images", help="Number of parity images.")] = 4,
+    score_threshold: Annotated[float, typer.Option(
+        "--conf",
+        help="Default score threshold stored for the runtime.",
+    )] = 0.5,
+    workspace: Annotated[float, typer.Option("--workspace", help="TensorRT workspace limit in GiB.")] = 4.0,
+    check: Annotated[Path | None, typer.Option(
+        "--check",
+        help="Only check this ONNX file for TensorRT.",
+    )] = None,
 ) -> None:
     """Export a checkpoint to a static, TensorRT-friendly ONNX model (and optionally an engine).
 

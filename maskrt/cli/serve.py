@@ -6,6 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 
@@ -30,19 +31,45 @@ def server_command(python: Path, models: list[Path], grpc_port: int, http_port: 
 
 @app.command()
 def serve(
-    models: list[Path] | None = typer.Argument(
-        None, help="Model artifacts (.onnx/.engine) to serve, each named after its file stem; default: the bundled "
-        "model.", show_default=False),
-    grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port (clients: triton://HOST:PORT/MODEL)."),
-    http_port: int = typer.Option(8000, "--http-port", help="HTTP/REST port (KServe v2 protocol)."),
-    metrics_port: int = typer.Option(8002, "--metrics-port", help="Prometheus metrics port (/metrics)."),
-    max_batch: int = typer.Option(8, "--max-batch", help="Largest batch the dynamic batcher gathers from clients."),
-    queue_delay_us: int = typer.Option(2000, "--queue-delay-us", help="How long the batcher waits to fill a batch."),
-    backend: str = typer.Option("auto", "--backend", "-b", help=BACKEND_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    threads: int | None = typer.Option(None, "--threads", help="CPU inference threads (default: all cores)."),
-    host: str = typer.Option("0.0.0.0", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
-    setup: bool = typer.Option(False, "--setup", help="Create or update the PyTriton environment, then exit."),
+    models: Annotated[list[Path] | None, typer.Argument(
+        help="Model artifacts (.onnx/.engine) to serve, each named after its file stem; default: the bundled "
+        "model.",
+        show_default=False,
+    )] = None,
+    grpc_port: Annotated[int, typer.Option(
+        "--grpc-port",
+        help="gRPC port (clients: triton://HOST:PORT/MODEL).",
+    )] = 8001,
+    http_port: Annotated[int, typer.Option(
+        "--http-port",
+        help="HTTP/REST port (KServe v2 protocol).",
+    )] = 8000,
+    metrics_port: Annotated[int, typer.Option(
+        "--metrics-port",
+        help="Prometheus metrics port (/metrics).",
+    )] = 8002,
+    max_batch: Annotated[int, typer.Option(
+        "--max-batch",
+        help="Largest batch the dynamic batcher gathers from clients.",
+    )] = 8,
+    queue_delay_us: Annotated[int, typer.Option(
+        "--queue-delay-us",
+        help="How long the batcher waits to fill a batch.",
+    )] = 2000,
+    backend: Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    threads: Annotated[int | None, typer.Option(
+        "--threads",
+        help="CPU inference threads (default: all cores).",
+    )] = None,
+    host: Annotated[str, typer.Option(
+        "--host",
+        help="Address to listen on (127.0.0.1: this machine only).",
+    )] = "0.0.0.0",
+    setup: Annotated[bool, typer.Option(
+        "--setup",
+        help="Create or update the PyTriton environment, then exit.",
+    )] = False,
 ) -> None:
     """Serve models on Triton Inference Server (PyTriton), with dynamic batching and Prometheus metrics.
 
