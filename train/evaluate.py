@@ -168,6 +168,22 @@ def evaluate_model(
     return coco_metrics(dataset, results, max_dets=max_dets)
 
 
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: list[str | Path], max_det: int | None = None, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """COCO metrics of a checkpoint on one or more datasets (merged by class name, in the checkpoint's classes)."""
+    from maskrt.train.checkpoint import load_model
+    from maskrt.train.dataset import align_classes, load_datasets
+
+    model, recipe, _ = load_model(checkpoint, device)
+    if max_det is not None:
+        from maskrt.train.models import set_max_det
+
+        set_max_det(model, max_det)  # dense scenes need more proposals
+    ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
+    return evaluate_model(model, ds, device)
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A small text table of box/mask AP and per-class AP, for the CLI."""
     lines = [f"{'':6} " + " ".join(f"{k:>6}" for k in STAT_NAMES)]
