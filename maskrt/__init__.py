@@ -2,8 +2,11 @@
 
 The distribution has three stages, each an import package mapped from a top-level folder:
 ``maskrt.train`` (needs torch), ``maskrt.export`` (needs torch and onnx) and ``maskrt.runtime``
-(numpy, OpenCV and ONNX Runtime or TensorRT; never torch). This package holds the CLI and the few
-pieces every stage shares: the error type, the model-artifact contract and COCO RLE helpers.
+(numpy, OpenCV and ONNX Runtime or TensorRT; never torch). This package holds the CLI (``maskrt.cli``)
+and, beside it, the few ground-floor pieces every stage shares: the error type, the model-artifact
+contract, atomic writes, output-path checks, run locks and COCO RLE helpers. They stay here rather
+than in a ``maskrt/core/``: each already sits at the path its name says (only the three stage folders
+are mapped), and ``maskrt.errors`` and ``maskrt.artifact`` are names users import.
 """
 
 from maskrt.errors import MaskrtError
