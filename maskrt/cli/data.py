@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -31,33 +34,42 @@ CLASSES_HELP = "Label-map masks: VALUE=NAME pairs, e.g. 1=bubble,2=droplet."
 CLASS_NAME_HELP = "Binary and instance-id masks: the class of their instances."
 SPLIT_HELP = "Mask images: separate touching blobs by a distance-transform watershed."
 
-# the mask-image options of convert, data check and train: declared once, defaults from MaskOptions
-MASK_DEFAULTS = MaskOptions()
-MaskKind = Annotated[str, typer.Option("--mask-kind", help=MASK_KIND_HELP)]
-MaskThreshold = Annotated[float, typer.Option("--mask-threshold", help=THRESHOLD_HELP)]
-Connectivity = Annotated[int, typer.Option("--connectivity", help=CONNECTIVITY_HELP)]
-MinArea = Annotated[int, typer.Option("--min-area", help=MIN_AREA_HELP)]
-MaskClasses = Annotated[str | None, typer.Option("--classes", help=CLASSES_HELP)]
-ClassName = Annotated[str, typer.Option("--class-name", help=CLASS_NAME_HELP)]
-SplitTouching = Annotated[bool, typer.Option("--split-touching", help=SPLIT_HELP)]
+_MASKS = MaskOptions()
+MASK_OPTIONS = (  # MaskOptions field, its command-line option, type and help; the default is the field's
+    ("kind", "--mask-kind", str, MASK_KIND_HELP),
+    ("threshold", "--mask-threshold", float, THRESHOLD_HELP),
+    ("connectivity", "--connectivity", int, CONNECTIVITY_HELP),
+    ("min_area", "--min-area", int, MIN_AREA_HELP),
+    ("classes", "--classes", str | None, CLASSES_HELP),
+    ("class_name", "--class-name", str, CLASS_NAME_HELP),
+    ("split", "--split-touching", bool, SPLIT_HELP),
+)
+"""The mask-image options of convert, data check and train, declared once (:func:`with_mask_options`)."""
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def mask_options(
-    kind: str,
-    threshold: float,
-    connectivity: int,
-    min_area: int,
-    classes: str | None,
-    class_name: str,
-    split: bool,
-) -> dict[str, object]:
-    """The mask-image options of a command, checked, as ``MaskOptions`` keyword arguments."""
-    opts = {
-        "kind": kind, "threshold": threshold, "connectivity": connectivity, "min_area": min_area,
-        "classes": classes, "class_name": class_name, "split": split,
-    }
-    MaskOptions.from_dict(opts).check()
-    return opts
+def with_mask_options(command: Command) -> Command:
+    """Give a command the mask-image options; it receives them checked, as one ``masks`` keyword argument.
+
+    The options are added after the command's own, each with its MaskOptions default (``--classes``: none).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "masks"]
+    added = [
+        inspect.Parameter(f"mask_{field}", inspect.Parameter.KEYWORD_ONLY, default=None if field == "classes"
+                          else getattr(_MASKS, field), annotation=Annotated[kind, typer.Option(flag, help=text)])
+        for field, flag, kind, text in MASK_OPTIONS
+    ]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        values = {field: kwargs.pop(f"mask_{field}") for field, *_ in MASK_OPTIONS}
+        MaskOptions.from_dict(values).check()
+        return command(*args, masks=values, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    return cast(Command, run)
 
 
 def _load(
@@ -121,19 +133,14 @@ def _print_problems(console: Console, problems: list[str]) -> None:
 
 
 @app.command()
+@with_mask_options
 def convert(
     src: Annotated[Path, typer.Argument(help=DATA_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help="COCO JSON file to write.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "auto",
     class_attribute: Annotated[str | None, typer.Option("--class-attribute", help=CLASS_ATTR_HELP)] = None,
     images: Annotated[Path | None, typer.Option("--images", help=IMAGES_HELP)] = None,
-    mask_kind: MaskKind = MASK_DEFAULTS.kind,
-    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
-    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
-    min_area: MinArea = MASK_DEFAULTS.min_area,
-    classes: MaskClasses = None,
-    class_name: ClassName = MASK_DEFAULTS.class_name,
-    split: SplitTouching = MASK_DEFAULTS.split,
+    masks: dict[str, object] | None = None,
 ) -> None:
     """Convert annotations in any supported format to one COCO instance JSON, reporting every problem."""
     from rich.console import Console
@@ -145,7 +152,6 @@ def convert(
     check_writable(out, kind="file", option="--out")
     refuse_overwriting_inputs([src, *([images] if images is not None else [])], files=[out], fix=fix)
     console = Console(highlight=False, soft_wrap=True)
-    masks = mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split)
     kind, ds = _load(
         console, src, fmt, class_attribute, images, decode=False, allow_empty=False, masks=masks
     )
@@ -158,6 +164,7 @@ def convert(
 
 
 @data_app.command("check")
+@with_mask_options
 def check(
     path: Annotated[Path, typer.Argument(help=DATA_HELP)],
     fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "auto",
@@ -171,13 +178,7 @@ def check(
         "--json",
         help="Also write the statistics and problems as JSON.",
     )] = None,
-    mask_kind: MaskKind = MASK_DEFAULTS.kind,
-    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
-    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
-    min_area: MinArea = MASK_DEFAULTS.min_area,
-    classes: MaskClasses = None,
-    class_name: ClassName = MASK_DEFAULTS.class_name,
-    split: SplitTouching = MASK_DEFAULTS.split,
+    masks: dict[str, object] | None = None,
 ) -> None:
     """Report counts per class, image and instance sizes, and every problem; exit 2 when nothing is usable."""
     import json
@@ -193,7 +194,6 @@ def check(
         refuse_overwriting_inputs([path, *([images] if images is not None else [])], files=[json_out],
                                   fix="write the statistics elsewhere, e.g. --json stats.json")
     console = Console(highlight=False, soft_wrap=True)
-    masks = mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split)
     kind, ds = _load(
         console, path, fmt, class_attribute, images, decode=decode, allow_empty=True, masks=masks
     )

@@ -9,17 +9,7 @@ from typing import Annotated
 import typer
 
 from maskrt.cli.app import app
-from maskrt.cli.data import (
-    MASK_DEFAULTS,
-    ClassName,
-    Connectivity,
-    MaskClasses,
-    MaskKind,
-    MaskThreshold,
-    MinArea,
-    SplitTouching,
-    mask_options,
-)
+from maskrt.cli.data import with_mask_options
 from maskrt.errors import MaskrtError
 from maskrt.train.config import TrainConfig
 
@@ -35,6 +25,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 @app.command()
+@with_mask_options
 def train(
     data: Annotated[list[str] | None, typer.Option(
         "--data",
@@ -106,13 +97,7 @@ def train(
         "--no-progress",
         help="No progress bar (for logs).",
     )] = not CONFIG.progress,
-    mask_kind: MaskKind = MASK_DEFAULTS.kind,
-    threshold: MaskThreshold = MASK_DEFAULTS.threshold,
-    connectivity: Connectivity = MASK_DEFAULTS.connectivity,
-    min_area: MinArea = MASK_DEFAULTS.min_area,
-    classes: MaskClasses = None,
-    class_name: ClassName = MASK_DEFAULTS.class_name,
-    split_touching: SplitTouching = MASK_DEFAULTS.split,
+    masks: dict[str, object] | None = None,
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
     options = dict(locals())
@@ -130,7 +115,7 @@ def train(
         val=_split(val),
         out=str(out),
         progress=not no_progress,
-        masks=mask_options(mask_kind, threshold, connectivity, min_area, classes, class_name, split_touching),
+        masks=masks or {},
     )
     result = run_training(cfg)
     import os

@@ -31,5 +31,6 @@ def test_mask_option_defaults_are_mask_options() -> None:
     m = MaskOptions()
     for command in ("train", "convert"):
         params = _params(command)
-        assert (params["mask_kind"], params["threshold"], params["connectivity"], params["min_area"],
-                params["class_name"]) == (m.kind, m.threshold, m.connectivity, m.min_area, m.class_name), command
+        assert (params["mask_kind"], params["mask_threshold"], params["mask_connectivity"], params["mask_min_area"],
+                params["mask_class_name"], params["mask_split"], params["mask_classes"]) == (
+            m.kind, m.threshold, m.connectivity, m.min_area, m.class_name, m.split, None), command
