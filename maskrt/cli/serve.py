@@ -12,7 +12,7 @@ import typer
 
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
-from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
+from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP, parse_backend
 from maskrt.runtime.backends.formats import MODEL_SUFFIXES
 
 
@@ -85,6 +85,7 @@ def serve(
         python = env.setup()
         typer.echo(f"PyTriton environment ready: {python}")
         return
+    parse_backend(backend, device)  # the one backend vocabulary, checked before a server starts
     ports = {"--grpc-port": grpc_port, "--http-port": http_port, "--metrics-port": metrics_port}
     for opt, port in ports.items():
         if not 1 <= port <= 65535:

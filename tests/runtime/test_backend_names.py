@@ -69,12 +69,17 @@ def test_every_command_accepts_the_same_backend_names(make_model, frames_dir: Pa
 def test_help_of_every_command_lists_the_names(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # a narrow terminal would cut the help text short
-    for cmd in ("predict", "run", "bench"):
+    for cmd in ("predict", "run", "bench", "serve"):
         assert main([cmd, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         for name in (*BACKENDS, *DEPRECATED_ALIASES):
             assert name in text, (cmd, name)
         assert "Deprecated" in text
+
+
+def test_serve_refuses_an_unknown_backend_before_starting(make_model, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(make_model()), "--backend", "ort-gpu"]) == 2
+    assert UNKNOWN in capsys.readouterr().err
 
 
 def test_aliases_name_a_backend_and_a_device() -> None:
