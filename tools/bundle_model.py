@@ -8,8 +8,10 @@ It writes
 - ``runtime/models/bubbles-lite.onnx``: the runtime artifact (FP16-stored weights, FP32 compute),
 - ``train/models/bubbles-lite.pt``: a compact checkpoint (FP16 weights + recipe) for ``--weights bubbles-lite``,
 - ``runtime/models/bubbles-lite.metrics.json``: every number of the model card,
-and evaluates: mask/box AP on held-out synthetic scenes of each type (another seed than training), and
-mask AP50 on the real Taylor-bubble images (valid+test) without and after fine-tuning on their train split.
+and evaluates: mask/box AP on held-out synthetic scenes of each type (another seed than training), mask
+AP50 on the real Taylor-bubble images (valid+test) without and after fine-tuning on their train split, and
+the artifact on the held-out blocks of real bottom-view boiling (``benchmarks/real_footage.py``: union IoU,
+void fraction, instance F1 per regime).
 """
 
 from __future__ import annotations
@@ -24,48 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ("boiling-side", "boiling-bottom", "droplets", "taylor")
-ARTIFACT_MAX_DET = 100
-
-
-def compact_checkpoint(src: Path, dst: Path, max_det: int = ARTIFACT_MAX_DET) -> dict[str, Any]:
-    """Weights in FP16, recipe, metrics and nothing of the optimiser: what fine-tuning needs.
-
-    The recipe's ``max_det`` is set to the artifact's (100): it also sets the test-time proposal count,
-    so a dense training set's limit (hundreds) would slow every frame of the runtime.
-    """
-    import torch
-
-    from maskrt.atomic import atomic_path
-    from maskrt.train.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(src)  # never runs code from the file
-    small = {
-        "model": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["model"].items()},
-        "recipe": dict(ckpt["recipe"], max_det=max_det),
-        "metrics": ckpt.get("metrics", {}),
-        "maskrt_version": ckpt.get("maskrt_version", ""),
-        "source": {"checkpoint": src.name, "iteration": ckpt.get("iteration"), "epoch": ckpt.get("epoch")},
-    }
-    with atomic_path(dst) as tmp:
-        torch.save(small, tmp)
-    return small
-
-
-def evaluate(
-    checkpoint: Path, data: list[Path], max_det: int | None = None, device: Any = "cpu"
-) -> dict[str, Any]:
-    """COCO metrics of a checkpoint on one or more datasets (merged by class name), on ``device``."""
-    from maskrt.train.checkpoint import load_model
-    from maskrt.train.dataset import align_classes, load_datasets
-    from maskrt.train.evaluate import evaluate_model
-
-    model, recipe, _ = load_model(checkpoint, device)
-    if max_det is not None:
-        from maskrt.train.models import set_max_det
-
-        set_max_det(model, max_det)  # dense scenes need more proposals
-    ds = align_classes(load_datasets([str(p) for p in data]), recipe.classes)
-    return evaluate_model(model, ds, device)
+ARTIFACT_MAX_DET = 300  # real dense boiling frames hold ~220 separate vapour regions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-wall", default="", help="training wall time, recorded in the model card")
     ap.add_argument("--schedule", default="", help="the training schedule in words, when it had several stages")
     ap.add_argument("--dest", type=Path, default=ROOT, help="repository root to write the bundle into (tests: a tmp dir)")
+    ap.add_argument("--real", type=Path, default=None,
+                    help="real boiling frames (images/ + masks/) for the held-out real blocks (default: ../shared)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("bundle")
@@ -91,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from maskrt.export.compact import anchor_grids, write_compact
     from maskrt.export.pipeline import ExportOptions, export_checkpoint
-    from maskrt.train.checkpoint import load_checkpoint, load_model
+    from maskrt.train.checkpoint import compact_checkpoint, load_checkpoint, load_model
+    from maskrt.train.evaluate import evaluate_checkpoint as evaluate
     from maskrt.train.synth import generate_dataset
     from maskrt.train.trainer import TrainConfig, train
 
@@ -107,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "classes": recipe["classes"],
         "train_image_size": recipe["image_size"],
         "input_size": imgsz,
+        "max_det": ARTIFACT_MAX_DET,
         "checkpoint": str(args.checkpoint),
         "iteration": ckpt_info.get("iteration"),
         "data_command": args.data_command.replace(".venv/bin/", ""),  # the Makefile's venv paths
@@ -124,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     small_ckpt = args.dest / "train" / "models" / "bubbles-lite.pt"
     small_ckpt.parent.mkdir(parents=True, exist_ok=True)
-    compact_checkpoint(args.checkpoint, small_ckpt)
+    compact_checkpoint(args.checkpoint, small_ckpt, ARTIFACT_MAX_DET)
     dense_max_det = max(int(recipe.get("max_det", 100)), ARTIFACT_MAX_DET)
     log.info("compact checkpoint: %s (%.1f MB)", small_ckpt, small_ckpt.stat().st_size / 1e6)
 
@@ -170,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     card["export"] = {"violations": exported.violations, "parity": exported.parity,
                       "parity_failures": exported.parity_failures,
                       "onnx_mb": onnx_path.stat().st_size / 1e6, "checkpoint_mb": small_ckpt.stat().st_size / 1e6}
+    card["real_footage"] = _real_footage(onnx_path, args.real)
     card["bundle_wall_s"] = time.perf_counter() - t0
     card["machine"] = _machine()
     card["train_wall_s"] = args.train_wall or "?"
@@ -180,6 +146,30 @@ def main(argv: list[str] | None = None) -> int:
     log.info("wrote %s (%.1f MB) and %s (%.1f MB)", onnx_path, card["export"]["onnx_mb"], small_ckpt,
              card["export"]["checkpoint_mb"])
     return 0
+
+
+def _real_rows(blocks: list[dict[str, Any]]) -> list[str]:
+    """The model card's real-footage table (``benchmarks/real_footage.py``'s scores of the artifact)."""
+    if not blocks:
+        return []
+    rows = [
+        "## Real footage (held-out blocks, never trained on)",
+        "",
+        ("Bottom-view pool boiling (`../shared/data/boiling-bottom-videosam`, 256x256), scored by "
+         "`benchmarks/real_footage.py` on the runtime artifact: instances are the vapour mask's 8-connected "
+         "components of 8 px or more; frames 10 either side of each block were not trained on either."),
+        "",
+        ("| regime (frames) | frames | union IoU | void fraction true / predicted | abs. error | precision | recall "
+        "| F1 | regions / frame | detections / frame | p50 ms |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for b in blocks:
+        rows.append(
+            f"| {b['regime']} | {b['frames']} | {b['union_iou']:.3f} | {b['void_true']:.3f} / {b['void_pred']:.3f} | "
+            f"{b['void_abs_err']:.3f} | {b['precision']:.3f} | {b['recall']:.3f} | {b['f1']:.3f} | "
+            f"{b['gt_instances_per_frame']:.0f} | {b['detections_per_frame']:.0f} | {b['latency_p50_ms']:.0f} |"
+        )
+    return [*rows, ""]
 
 
 def _ap(m: dict[str, Any] | None, kind: str, key: str) -> str:
@@ -206,15 +196,16 @@ def render_card(card: dict[str, Any]) -> str:
     lines = [
         "# bubbles-lite: the bundled default model",
         "",
-        f"A `{card['arch']}` Mask R-CNN (MobileNetV3-Large + 128-channel FPN, about 6 M parameters) trained from "
-        "scratch on CPU on maskrt's synthetic scenes (`maskrt synth --scene mixed`: side-view and bottom-view pool "
-        "boiling, dropwise condensation, Taylor bubbles). Classes: " + ", ".join(f"`{c}`" for c in card["classes"])
-        + ".",
+        f"A `{card['arch']}` Mask R-CNN (MobileNetV3-Large + 128-channel FPN, about 6 M parameters) trained on CPU "
+        "on maskrt's synthetic scenes (`maskrt synth --scene mixed`: side-view and bottom-view pool boiling, "
+        "dropwise condensation, Taylor bubbles) and, in its last stage, on real frames (bottom-view pool boiling "
+        "outside the held-out blocks, the Taylor-bubble train split). Classes: "
+        + ", ".join(f"`{c}`" for c in card["classes"]) + ".",
         "",
         "Files (package data; this card and the metrics are written by `tools/bundle_model.py`):",
         "",
         (f"- `runtime/models/bubbles-lite.onnx` ({ex['onnx_mb']:.1f} MB): the runtime artifact, input "
-        f"{card['input_size']}x{card['input_size']}, at most 100 detections, FP32 compute with FP16-stored weights "
+        f"{card['input_size']}x{card['input_size']}, at most {card.get('max_det', 100)} detections, FP32 compute with FP16-stored weights "
         "and per-level anchor vectors (`maskrt.export.compact`). Used by `maskrt run`, `maskrt predict` and "
         "`maskrt demo` when no model is given."),
         (f"- `train/models/bubbles-lite.pt` ({ex['checkpoint_mb']:.1f} MB): compact checkpoint (FP16 weights + "
@@ -241,10 +232,11 @@ def render_card(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        ("Scored at the artifact's limit of 100 detections per image, except the `droplets@N` row (dense "
+        ("Scored with the PyTorch model at 100 detections per image, except the `droplets@N` row (dense "
         "condensation scenes have 300-450 droplets per image: export with `--max-det` near that for them). "
         "On the Taylor images the model's `bubble` class is scored against `taylor bubble`."),
         "",
+        *_real_rows(card.get("real_footage") or []),
         (f"Export checks: TensorRT-compatibility problems: {len(ex['violations'])}; parity with PyTorch: "
         f"{'passed' if par.get('passed') else 'see metrics'} ({json.dumps(par.get('summary', par))[:300]})."),
         "",
@@ -252,6 +244,33 @@ def render_card(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _real_footage(onnx_path: Path, data: Path | None) -> list[dict[str, Any]]:
+    """The artifact on the held-out real boiling blocks (none when the frames are not on this machine)."""
+    import importlib.util
+    from dataclasses import asdict
+
+    spec = importlib.util.spec_from_file_location("real_footage", ROOT / "benchmarks" / "real_footage.py")
+    assert spec and spec.loader
+    rf = importlib.util.module_from_spec(spec)
+    sys.modules["real_footage"] = rf
+    spec.loader.exec_module(rf)
+    data = data or rf.DEFAULT_DATA
+    if not (data / "images").is_dir():
+        logging.getLogger("bundle").warning("%s: no real frames; the model card has no real-footage rows", data)
+        return []
+    from maskrt.runtime import Segmenter
+
+    seg = Segmenter(onnx_path, threads=2)
+    seg.warmup(2)
+    out = []
+    for regime, (a, b) in rf.DEFAULT_BLOCKS.items():
+        score = rf.score_block(f"{regime} ({a}-{b})", rf.load_block(data, a, b), seg, 8, ceiling=False)
+        out.append(asdict(score))
+        logging.getLogger("bundle").info("real %s: %s", regime, score)
+    seg.close()
+    return out
 
 
 def _taylor_zero_shot(checkpoint: Path, data: list[Path]) -> dict[str, Any]:

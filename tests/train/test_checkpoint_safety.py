@@ -216,15 +216,17 @@ def _bundle_tool() -> Any:
 
 
 def test_bundle_tool_refuses_hostile_checkpoint_and_compacts_a_real_one(tmp_path: Path) -> None:
+    from maskrt.train.checkpoint import compact_checkpoint  # what tools/bundle_model.py compacts with
+
     tool = _bundle_tool()
     marker = tmp_path / "PWNED"
     bad = _hostile(tmp_path / "best.pt", marker, "torch-shell")
     with pytest.raises(MaskrtError, match="refused: not a maskrt checkpoint / unsafe content"):
-        tool.compact_checkpoint(bad, tmp_path / "small.pt")
+        compact_checkpoint(bad, tmp_path / "small.pt", tool.ARTIFACT_MAX_DET)
     assert not marker.exists() and not (tmp_path / "small.pt").exists()
-    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=64, max_det=300)
+    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=64, max_det=550)
     good = save_checkpoint(tmp_path / "good.pt", build_model(recipe), recipe, iteration=7)
-    tool.compact_checkpoint(good, tmp_path / "small.pt")
+    compact_checkpoint(good, tmp_path / "small.pt", tool.ARTIFACT_MAX_DET)
     small = load_checkpoint(tmp_path / "small.pt")
-    assert small["recipe"]["max_det"] == 100 and small["source"]["iteration"] == 7
+    assert small["recipe"]["max_det"] == tool.ARTIFACT_MAX_DET == 300 and small["source"]["iteration"] == 7
     assert all(v.dtype != torch.float32 for v in small["model"].values())
