@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 
 from maskrt.cli.app import app, data_app
-from maskrt.train.data.masks import MaskOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,17 +33,18 @@ CLASSES_HELP = "Label-map masks: VALUE=NAME pairs, e.g. 1=bubble,2=droplet."
 CLASS_NAME_HELP = "Binary and instance-id masks: the class of their instances."
 SPLIT_HELP = "Mask images: separate touching blobs by a distance-transform watershed."
 
-_MASKS = MaskOptions()
-MASK_OPTIONS = (  # MaskOptions field, its command-line option, type and help; the default is the field's
-    ("kind", "--mask-kind", str, MASK_KIND_HELP),
-    ("threshold", "--mask-threshold", float, THRESHOLD_HELP),
-    ("connectivity", "--connectivity", int, CONNECTIVITY_HELP),
-    ("min_area", "--min-area", int, MIN_AREA_HELP),
-    ("classes", "--classes", str | None, CLASSES_HELP),
-    ("class_name", "--class-name", str, CLASS_NAME_HELP),
-    ("split", "--split-touching", bool, SPLIT_HELP),
+MASK_OPTIONS = (  # MaskOptions field, its command-line option, type, default and help
+    ("kind", "--mask-kind", str, "auto", MASK_KIND_HELP),
+    ("threshold", "--mask-threshold", float, 0.5, THRESHOLD_HELP),
+    ("connectivity", "--connectivity", int, 8, CONNECTIVITY_HELP),
+    ("min_area", "--min-area", int, 4, MIN_AREA_HELP),
+    ("classes", "--classes", str | None, None, CLASSES_HELP),
+    ("class_name", "--class-name", str, "bubble", CLASS_NAME_HELP),
+    ("split", "--split-touching", bool, False, SPLIT_HELP),
 )
-"""The mask-image options of convert, data check and train, declared once (:func:`with_mask_options`)."""
+"""The mask-image options of convert, data check and train, declared once (:func:`with_mask_options`). The
+defaults are MaskOptions' (tests/train/test_cli_defaults.py holds them equal), written out because the CLI may
+not import maskrt.train until a data or training command runs."""
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -52,18 +52,20 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 def with_mask_options(command: Command) -> Command:
     """Give a command the mask-image options; it receives them checked, as one ``masks`` keyword argument.
 
-    The options are added after the command's own, each with its MaskOptions default (``--classes``: none).
+    The options are added after the command's own.
     """
     signature = inspect.signature(command, eval_str=True)
     own = [p for p in signature.parameters.values() if p.name != "masks"]
     added = [
-        inspect.Parameter(f"mask_{field}", inspect.Parameter.KEYWORD_ONLY, default=None if field == "classes"
-                          else getattr(_MASKS, field), annotation=Annotated[kind, typer.Option(flag, help=text)])
-        for field, flag, kind, text in MASK_OPTIONS
+        inspect.Parameter(f"mask_{field}", inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=Annotated[kind, typer.Option(flag, help=text)])
+        for field, flag, kind, default, text in MASK_OPTIONS
     ]
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from maskrt.train.data.masks import MaskOptions
+
         values = {field: kwargs.pop(f"mask_{field}") for field, *_ in MASK_OPTIONS}
         MaskOptions.from_dict(values).check()
         return command(*args, masks=values, **kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +10,9 @@ import typer
 from maskrt.cli.app import app
 from maskrt.cli.data import with_mask_options
 from maskrt.errors import MaskrtError
-from maskrt.train.config import TrainConfig
 
-CONFIG = TrainConfig()
-"""The run options' defaults, written once in TrainConfig."""
+# The options' defaults are TrainConfig's (tests/train/test_cli_defaults.py holds them equal): they are written
+# out here because the CLI may not import maskrt.train until a training command runs (maskrt run works without it).
 SET_HERE = {"data", "val", "out", "progress", "masks"}
 """TrainConfig fields the command converts from its options; the others are options of the same name (or, like
 weight_decay and log_every, not options at all: they keep their defaults)."""
@@ -38,70 +36,73 @@ def train(
     )] = None,
     val_split: Annotated[float, typer.Option(
         help="Fraction of --data held out for validation when --val is absent (0: no validation).",
-    )] = CONFIG.val_split,
+    )] = 0.1,
     arch: Annotated[str | None, typer.Option(
         help="Preset: lite, mbv3-fpn, r50-fpn, r50-fpn-v2 (default: the --weights checkpoint's, else lite).",
-    )] = CONFIG.arch,
-    imgsz: Annotated[int, typer.Option(help="Input size: the longer image side the model sees.")] = CONFIG.imgsz,
+    )] = None,
+    imgsz: Annotated[int, typer.Option(help="Input size: the longer image side the model sees.")] = 512,
     epochs: Annotated[int | None, typer.Option(
         help="Training length in passes over the data (default 12).",
-    )] = CONFIG.epochs,
+    )] = None,
     iters: Annotated[int | None, typer.Option(
         help="Training length in iterations (instead of --epochs).",
-    )] = CONFIG.iters,
-    batch: Annotated[int, typer.Option(help="Images per batch (per process under torchrun).")] = CONFIG.batch,
+    )] = None,
+    batch: Annotated[int, typer.Option(help="Images per batch (per process under torchrun).")] = 4,
     lr: Annotated[float | None, typer.Option(
         help="Peak learning rate (default: 0.02 for sgd, 0.001 for adamw).",
-    )] = CONFIG.lr,
-    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = CONFIG.optimizer,
+    )] = None,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
     schedule: Annotated[str, typer.Option(
         help="cosine, step or constant (after the linear warm-up).",
-    )] = CONFIG.schedule,
+    )] = "cosine",
     warmup: Annotated[int | None, typer.Option(
         help="Warm-up iterations (default: 10% of the run, at most 300).",
-    )] = CONFIG.warmup,
-    clip_grad: Annotated[float, typer.Option(help="Gradient-norm clipping (0: off).")] = CONFIG.clip_grad,
-    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = CONFIG.workers,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = CONFIG.device,
-    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = CONFIG.amp,
+    )] = None,
+    clip_grad: Annotated[float, typer.Option(help="Gradient-norm clipping (0: off).")] = 10.0,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = False,
     out: Annotated[Path, typer.Option(
         help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.",
-    )] = Path(CONFIG.out),
+    )] = Path("runs/train"),
     resume: Annotated[bool, typer.Option(
         "--resume",
         help="Continue the run in --out from its last.pt.",
-    )] = CONFIG.resume,
+    )] = False,
     augment: Annotated[str, typer.Option(
         help="Augmentation: none|light|default|heavy, then key=value "
         "overrides, e.g. 'default,rotate=20,scale=0.5:2,noise=0' (keys: hflip vflip "
         "rot90 rotate scale brightness contrast gamma blur noise).",
-    )] = CONFIG.augment,
+    )] = "default",
     weights: Annotated[str, typer.Option(
         help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
         "(bundled), or a checkpoint / torchvision state-dict path.",
-    )] = CONFIG.weights,
+    )] = "none",
     seed: Annotated[int, typer.Option(
         help="Random seed (data order, augmentation, initialisation).",
-    )] = CONFIG.seed,
+    )] = 0,
     save_every: Annotated[int, typer.Option(
         help="Write last.pt every N iterations (and at the end).",
-    )] = CONFIG.save_every,
+    )] = 50,
     eval_every: Annotated[int | None, typer.Option(
         help="Validate every N iterations (default: every epoch, at most 10 times, and at the end).",
-    )] = CONFIG.eval_every,
+    )] = None,
     deterministic: Annotated[bool, typer.Option(
         "--deterministic",
         help="Deterministic cuDNN kernels (slower).",
-    )] = CONFIG.deterministic,
+    )] = False,
     no_progress: Annotated[bool, typer.Option(
         "--no-progress",
         help="No progress bar (for logs).",
-    )] = not CONFIG.progress,
+    )] = False,
     masks: dict[str, object] | None = None,
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
     options = dict(locals())
+    from dataclasses import fields
+
     from maskrt.paths import check_writable, refuse_overwriting_inputs
+    from maskrt.train.config import TrainConfig
     from maskrt.train.trainer import train as run_training
 
     check_writable(out, kind="folder", option="--out")

@@ -1,4 +1,8 @@
-"""`maskrt train`'s options take every default from TrainConfig (one place), and each run option has a flag."""
+"""`maskrt train`'s options have TrainConfig's defaults and the mask options MaskOptions'; each run option has a flag.
+
+The CLI writes the defaults out (it may not import maskrt.train before a training command runs), so these tests
+are what keeps the two in step.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +38,11 @@ def test_mask_option_defaults_are_mask_options() -> None:
         assert (params["mask_kind"], params["mask_threshold"], params["mask_connectivity"], params["mask_min_area"],
                 params["mask_class_name"], params["mask_split"], params["mask_classes"]) == (
             m.kind, m.threshold, m.connectivity, m.min_area, m.class_name, m.split, None), command
+
+
+def test_the_mask_option_table_is_mask_options() -> None:
+    from maskrt.cli.data import MASK_OPTIONS
+
+    m = MaskOptions()
+    assert {field: default for field, _, _, default, _ in MASK_OPTIONS} == {
+        f.name: getattr(m, f.name) for f in fields(MaskOptions) if f.name != "split_ratio"}
