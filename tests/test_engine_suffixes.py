@@ -34,7 +34,7 @@ def test_export_out_and_triton_take_every_engine_ending(suffix: str) -> None:
 
 
 def test_serve_takes_every_model_ending() -> None:
-    import maskrt.cli.serve as serve
+    from maskrt.cli import serve
 
     assert MODEL_SUFFIXES == (".onnx", *ENGINE_SUFFIXES)
     assert "MODEL_SUFFIXES" in vars(serve) and serve.MODEL_SUFFIXES is MODEL_SUFFIXES
