@@ -118,8 +118,8 @@ def test_image_unreadable_after_import_is_a_skipped_sample_in_a_worker(
     folder = write_dataset(tmp_path / "data", ["a.png", "gone.png", "garbage.jpg"])
     real_load, views = dataset_module.load_datasets, []
 
-    def load_then_break(paths):  # type: ignore[no-untyped-def]
-        ds = real_load(paths)
+    def load_then_break(paths, **kwargs):  # type: ignore[no-untyped-def]
+        ds = real_load(paths, **kwargs)
         assert ds.problems == [] and len(ds.images) == 3  # all fine at import
         (folder / "gone.png").unlink()
         (folder / "garbage.jpg").write_bytes(b"\x00not a jpeg any more")
