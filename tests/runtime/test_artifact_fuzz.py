@@ -112,7 +112,7 @@ def test_the_generator_reaches_accepted_and_refused_metadata() -> None:
     """Guard against a generator that only ever produces garbage (the property would then prove little)."""
     outcomes: set[str] = set()
 
-    @settings(max_examples=300, **FUZZ)
+    @settings(max_examples=300, derandomize=True, **FUZZ)  # the same 300 cases every run: never flaky
     @given(props=metadata())
     def probe(props: Any) -> None:
         try:

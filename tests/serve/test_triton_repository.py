@@ -27,8 +27,9 @@ def test_repository_of_the_bundled_model_matches_the_contract(tmp_path: Path) ->
     assert config["max_batch_size"] == 0  # a static-batch artifact: Triton must not batch it
     assert {t["name"]: t["dims"] for t in config["input"]} == {"images": [1, 640, 640, 3]}
     dims = {t["name"]: (t["data_type"], t["dims"]) for t in config["output"]}
-    assert dims == {"boxes": ("TYPE_FP32", [1, 100, 4]), "scores": ("TYPE_FP32", [1, 100]),
-                    "labels": ("TYPE_INT32", [1, 100]), "masks": ("TYPE_FP32", [1, 100, 28, 28]),
+    d = meta.max_det  # the bundled artifact's detection rows
+    assert dims == {"boxes": ("TYPE_FP32", [1, d, 4]), "scores": ("TYPE_FP32", [1, d]),
+                    "labels": ("TYPE_INT32", [1, d]), "masks": ("TYPE_FP32", [1, d, 28, 28]),
                     "num_dets": ("TYPE_INT32", [1])}
     assert config["instance_group"] == [{"count": 2, "kind": "KIND_AUTO"}]
     # a client reads the model's metadata back from the configuration, as the runtime's triton:// backend does
