@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.maskrt-installed
 
-.PHONY: demo test test-all typecheck lint bench clean bundled-model triton-env
+.PHONY: demo test test-all typecheck lint bench clean bundled-model triton-env real-footage-stage
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -82,3 +82,27 @@ bundled-model: $(STAMP)
 	$(PY) tools/bundle_model.py runs/bubbles-lite-640c/last.pt --finetune-iters 200 --schedule "$(SCHEDULE)" \
 		--train-wall "$(TRAIN_WALL)" --data-command "$(SYNTH_CMD)" \
 		--train-command "$(TRAIN_CMD) && $(EXTEND_CMD) && $(FINE512_CMD) && $(FINE640_CMD) && $(FINE640B_CMD) && $(FINE640C_CMD)"
+
+# The real-footage stage (issue 17), from the bundled model's last synthetic stage: real bottom-view boiling frames
+# outside the held-out blocks and their guard bands (twice), realistic synthetic bottom views at 256 px, new mixed
+# scenes and the real Taylor train split (twice), at 640 px. Measured, not bundled yet: on the held-out real blocks
+# it lifts isolated-bubble F1 0.68 -> 0.96 and dense union IoU 0.07 -> 0.27, but held-out synthetic mixed mask AP50
+# fell 0.907 -> 0.775 (benchmarks/README.md, "Real footage"), past the issue's 0.02 limit.
+REAL_DATA_CMD := $(PY) benchmarks/real_footage.py --prepare-training-data data-out && \
+	$(VENV)/bin/maskrt synth data-out/synth-bottom --images 1200 --size 256 --scene boiling-bottom --seed 11 && \
+	$(VENV)/bin/maskrt synth data-out/synth-mixed --images 1200 --size 512 --scene mixed --seed 13 && \
+	$(VENV)/bin/maskrt synth data-out/val-mixed --images 40 --size 512 --scene mixed --seed 500 && \
+	$(VENV)/bin/maskrt synth data-out/heldout-mixed-classic --images 100 --size 512 --scene mixed --seed 1000 \
+		--bottom-style classic
+FINEREAL_CMD := $(VENV)/bin/maskrt train --data data-out/real-boiling-train --data data-out/real-boiling-train \
+	--data data-out/synth-bottom --data data-out/synth-mixed --data data-out/taylor-train --data data-out/taylor-train \
+	--val data-out/real-boiling-val --val data-out/val-mixed --arch lite --weights bubbles-lite \
+	--imgsz 640 --iters 240 --batch 4 --lr 0.006 --warmup 20 --workers 2 --out runs/bubbles-lite-real --save-every 10 \
+	--eval-every 120 --seed 21
+real-footage-stage: $(STAMP)
+	$(REAL_DATA_CMD)
+	$(FINEREAL_CMD)
+	$(VENV)/bin/maskrt export runs/bubbles-lite-real/last.pt --imgsz 640 --max-det 300 --conf 0.3 \
+		--out runs/bubbles-lite-real/model.onnx
+	$(PY) benchmarks/real_footage.py runs/bubbles-lite-real/model.onnx --md runs/bubbles-lite-real/real_footage.md
+	$(VENV)/bin/maskrt eval runs/bubbles-lite-real/last.pt --data data-out/heldout-mixed-classic --max-det 550
