@@ -27,7 +27,10 @@ BASE_PYTHON = Path("/usr/bin/python3.11")
 DEFAULT_ENV = Path("~/.cache/maskrt/triton-venv")
 PYTHON_VAR = "MASKRT_TRITON_PYTHON"
 ENV_VAR = "MASKRT_TRITON_ENV"
-REQUIREMENTS = ("nvidia-pytriton==0.7.0", "numpy<2", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "wheel")
+REQUIREMENTS = (
+    "nvidia-pytriton==0.7.0", "numpy<2", "opencv-python-headless>=4.8", "onnxruntime>=1.16", "wheel",
+    "setuptools>=77",  # maskrt is installed --no-build-isolation, and its pyproject needs setuptools 77 (SPDX licence)
+)
 """What the server needs besides maskrt (PyTriton pinned: ``maskrt.runtime.serve.server`` extends its model config)."""
 
 STAMP = ".maskrt-triton-env.json"
