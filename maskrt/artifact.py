@@ -16,6 +16,12 @@ Graph outputs (all of fixed shape; ``D = max_det``, ``M = mask_size``)
     ``masks``    float32 ``[B, D, M, M]`` mask probabilities inside each box (mask-head resolution)
     ``num_dets`` int32   ``[B]``        number of valid rows (the first ``num_dets`` of each)
 
+Optional graph output (present when the metadata's ``phase_stride`` is set; older runtimes ignore it)
+    ``phase``    float32 ``[B, H / S, W / S]`` (``S = phase_stride``) probability that a pixel of the
+                 letterboxed input belongs to the dispersed phase: inside any instance of any class (the
+                 vapour of bubbles, the liquid of droplets). A per-pixel map gives void fraction and dry area
+                 directly, including merged patches with liquid islands that no box mask follows.
+
 Metadata (ONNX ``metadata_props``; beside an engine in ``<engine>.json``), all values strings,
 JSON-encoded where not plain text: see :data:`REQUIRED_KEYS`. Every reader decodes them with
 :meth:`ArtifactMeta.from_props`, which checks each key's type and range (:data:`FIELD_RULES`) and answers a
@@ -38,6 +44,8 @@ FORMAT_VERSION = 1
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores", "labels", "masks", "num_dets")
+PHASE_OUTPUT = "phase"
+"""The optional per-pixel phase output (see the module docstring)."""
 INPUT_DTYPE = "uint8"
 OUTPUT_DTYPES = {
     "boxes": "float32",
@@ -45,6 +53,7 @@ OUTPUT_DTYPES = {
     "labels": "int32",
     "masks": "float32",
     "num_dets": "int32",
+    PHASE_OUTPUT: "float32",
 }
 
 KEY_PREFIX = "maskrt."
@@ -68,6 +77,9 @@ REQUIRED_KEYS = (
     "mask_threshold",  # float: default probability threshold for pasting masks
     "precision",  # "fp32" | "fp16" | "int8" (INT8: Q/DQ ONNX, see maskrt.export.int8)
     "metrics",  # JSON dict: the checkpoint's evaluation metrics (may be {})
+)
+OPTIONAL_KEYS = (
+    "phase_stride",  # int: stride S of the ``phase`` output; absent (0) when the model has none
 )
 
 
@@ -173,6 +185,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "mask_threshold": ("a number in [0, 1]", _unit),
     "precision": ('"fp32", "fp16" or "int8"', _choice("fp32", "fp16", "int8")),
     "metrics": ("a JSON object", _metrics),
+    "phase_stride": ("an integer in 0..64 (0: no phase output)", _int_in(0, 64)),
 }
 """Per metadata key: what it must be (in words, for the message) and the check that returns its value."""
 
@@ -221,6 +234,7 @@ class ArtifactMeta:
     channel_order: str = "BGR"
     resize: str = "letterbox"
     letterbox_align: str = "top-left"
+    phase_stride: int = 0
 
     def __post_init__(self) -> None:
         """Every field checked against :data:`FIELD_RULES` (the exporter builds metadata through here too)."""
@@ -237,6 +251,8 @@ class ArtifactMeta:
         for key in REQUIRED_KEYS:
             value = data[key]
             out[KEY_PREFIX + key] = value if isinstance(value, str) else json.dumps(value)
+        if self.phase_stride:
+            out[KEY_PREFIX + "phase_stride"] = json.dumps(self.phase_stride)
         return out
 
     @classmethod
@@ -275,7 +291,7 @@ class ArtifactMeta:
                 f"model metadata lacks {', '.join(missing)}; re-export it with `maskrt export`", path=source
             )
         kwargs: dict[str, Any] = {}
-        for key in REQUIRED_KEYS:
+        for key in REQUIRED_KEYS + tuple(k for k in OPTIONAL_KEYS if k in values):
             raw = values[key]
             if key in TEXT_KEYS:
                 value: Any = raw
@@ -294,6 +310,11 @@ class ArtifactMeta:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The graph outputs a backend fetches: :data:`OUTPUT_NAMES`, plus ``phase`` when the model has it."""
+        return OUTPUT_NAMES + ((PHASE_OUTPUT,) if self.phase_stride else ())
 
 
 def letterbox_scale(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> float:
