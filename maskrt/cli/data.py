@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 
 from maskrt.cli.app import app, data_app
+from maskrt.options import MaskOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,18 +34,17 @@ CLASSES_HELP = "Label-map masks: VALUE=NAME pairs, e.g. 1=bubble,2=droplet."
 CLASS_NAME_HELP = "Binary and instance-id masks: the class of their instances."
 SPLIT_HELP = "Mask images: separate touching blobs by a distance-transform watershed."
 
-MASK_OPTIONS = (  # MaskOptions field, its command-line option, type, default and help
-    ("kind", "--mask-kind", str, "auto", MASK_KIND_HELP),
-    ("threshold", "--mask-threshold", float, 0.5, THRESHOLD_HELP),
-    ("connectivity", "--connectivity", int, 8, CONNECTIVITY_HELP),
-    ("min_area", "--min-area", int, 4, MIN_AREA_HELP),
-    ("classes", "--classes", str | None, None, CLASSES_HELP),
-    ("class_name", "--class-name", str, "bubble", CLASS_NAME_HELP),
-    ("split", "--split-touching", bool, False, SPLIT_HELP),
+MASK_OPTIONS = (  # MaskOptions field, its command-line option, type and help
+    ("kind", "--mask-kind", str, MASK_KIND_HELP),
+    ("threshold", "--mask-threshold", float, THRESHOLD_HELP),
+    ("connectivity", "--connectivity", int, CONNECTIVITY_HELP),
+    ("min_area", "--min-area", int, MIN_AREA_HELP),
+    ("classes", "--classes", str | None, CLASSES_HELP),
+    ("class_name", "--class-name", str, CLASS_NAME_HELP),
+    ("split", "--split-touching", bool, SPLIT_HELP),
 )
-"""The mask-image options of convert, data check and train, declared once (:func:`with_mask_options`). The
-defaults are MaskOptions' (tests/train/test_cli_defaults.py holds them equal), written out because the CLI may
-not import maskrt.train until a data or training command runs."""
+"""The mask-image options of convert, data check and train, declared once (:func:`with_mask_options`); each
+default is the MaskOptions field's (``classes`` is given as text, ``"1=bubble,2=droplet"``)."""
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -56,16 +56,15 @@ def with_mask_options(command: Command) -> Command:
     """
     signature = inspect.signature(command, eval_str=True)
     own = [p for p in signature.parameters.values() if p.name != "masks"]
+    defaults = MaskOptions()
     added = [
-        inspect.Parameter(f"mask_{field}", inspect.Parameter.KEYWORD_ONLY, default=default,
+        inspect.Parameter(f"mask_{field}", inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, field),
                           annotation=Annotated[kind, typer.Option(flag, help=text)])
-        for field, flag, kind, default, text in MASK_OPTIONS
+        for field, flag, kind, text in MASK_OPTIONS
     ]
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        from maskrt.train.data.masks import MaskOptions
-
         values = {field: kwargs.pop(f"mask_{field}") for field, *_ in MASK_OPTIONS}
         MaskOptions.from_dict(values).check()
         return command(*args, masks=values, **kwargs)
@@ -86,7 +85,6 @@ def _load(
 ) -> tuple[str, Dataset]:
     from maskrt.train.data import detect_format, load_dataset
     from maskrt.train.data.loader import has_splits
-    from maskrt.train.data.masks import MaskOptions
 
     kind = "split folders" if has_splits(path) else detect_format(path, fmt)[0]
     with console.status(f"Loading {path} ...", spinner="dots") as status:

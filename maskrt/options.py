@@ -1,0 +1,122 @@
+"""What the stages are asked to do, each option's default written once, where the CLI can read it.
+
+:class:`MaskOptions`: how mask images become instances (``maskrt train``, ``convert`` and ``data check``). It
+lives here, outside ``maskrt.train``, because the CLI declares its options with these defaults and may not
+import that package before a training or data command runs (``maskrt run`` works where it cannot be imported).
+Nothing here imports torch, numpy or OpenCV. ``maskrt.train.data.masks`` re-exports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from maskrt.errors import MaskrtError
+
+MASK_KINDS = ("auto", "binary", "labels", "instances")
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """How mask images become instances.
+
+    Attributes:
+        kind: ``binary``, ``labels`` or ``instances``; ``auto`` is ``labels`` when ``classes`` is given, else
+            ``binary``.
+        threshold: binary masks: a fraction of the mask's maximum (0 < t <= 1; 0.5 is half the foreground
+            value), or an absolute grey level when above 1.
+        connectivity: 8 or 4, for connected components.
+        min_area: instances with fewer pixels are dropped.
+        class_name: the class of a binary mask's or an instance map's instances.
+        classes: label maps: value -> class name.
+        split: separate touching blobs of a semantic mask by a distance-transform watershed.
+        split_ratio: two blobs stay one when the distance transform at their neck is at least this fraction
+            of the smaller blob's peak (higher splits more).
+    """
+
+    kind: str = "auto"
+    threshold: float = 0.5
+    connectivity: int = 8
+    min_area: int = 4
+    class_name: str = "bubble"
+    classes: dict[int, str] | None = field(default=None)
+    split: bool = False
+    split_ratio: float = 0.7
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> MaskOptions:
+        """Options from plain values (a CLI's, a saved run's); ``classes`` may be ``"1=bubble,2=droplet"``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MaskrtError(
+                f"unknown mask option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        kw = dict(values)
+        if isinstance(kw.get("classes"), str) or kw.get("classes") is None:
+            kw["classes"] = parse_classes(kw.get("classes"))  # type: ignore[arg-type]
+        else:
+            kw["classes"] = {int(k): str(v) for k, v in kw["classes"].items()}  # type: ignore[union-attr]
+        return cls(**kw)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values (``classes`` as ``"1=bubble,2=droplet"``) that :meth:`from_dict` reads back."""
+        d: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["classes"] = ",".join(f"{v}={n}" for v, n in self.classes.items()) if self.classes else None
+        return d
+
+    def resolved_kind(self) -> str:
+        """The mask kind with ``auto`` decided."""
+        if self.kind == "auto":
+            return "labels" if self.classes else "binary"
+        return self.kind
+
+    def check(self) -> MaskOptions:
+        """Raise :class:`MaskrtError` for an option a user set wrong; return ``self``."""
+        if self.kind not in MASK_KINDS:
+            raise MaskrtError(f"unknown mask kind {self.kind!r}; choose one of {', '.join(MASK_KINDS)}")
+        if self.connectivity not in (4, 8):
+            raise MaskrtError(f"connectivity {self.connectivity} is not 4 or 8; pass --connectivity 8 or 4")
+        if not self.threshold > 0:
+            raise MaskrtError(
+                f"mask threshold {self.threshold} must be above 0: a fraction of the mask's maximum "
+                "(e.g. 0.5) or a grey level above 1 (e.g. 128)"
+            )
+        if self.min_area < 1:
+            raise MaskrtError(
+                f"minimum area {self.min_area} must be at least 1 pixel; pass e.g. --min-area 4"
+            )
+        if not 0 < self.split_ratio <= 1:
+            raise MaskrtError(f"split ratio {self.split_ratio} must be in (0, 1]; e.g. 0.7")
+        if self.resolved_kind() == "labels" and self.classes is not None:
+            for v in self.classes:
+                if not 0 < v < 65536:
+                    raise MaskrtError(f"class value {v} must be between 1 and 65535 (0 is background)")
+        return self
+
+
+def parse_classes(text: str | None) -> dict[int, str] | None:
+    """``"1=bubble,2=droplet"`` -> ``{1: "bubble", 2: "droplet"}``; ``None`` for an empty text."""
+    if text is None or not text.strip():
+        return None
+    out: dict[int, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        value, sep, name = item.partition("=")
+        try:
+            v = int(value)
+        except ValueError:
+            v = -1
+        if not sep or not name.strip() or v < 1:
+            raise MaskrtError(
+                f"--classes item {item!r} is not VALUE=NAME with VALUE >= 1; "
+                "pass e.g. --classes 1=bubble,2=droplet"
+            )
+        if v in out:
+            raise MaskrtError(f"--classes names value {v} twice; give each mask value one class")
+        out[v] = name.strip()
+    return out or None
+
+
+__all__ = ["MASK_KINDS", "MaskOptions", "parse_classes"]
