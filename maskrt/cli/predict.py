@@ -11,6 +11,11 @@ from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
 from maskrt.runtime.backends.formats import MODEL_SUFFIXES
+from maskrt.runtime.outputs import OutputOptions
+
+_OUTPUTS = OutputOptions()
+"""Where --labels and --draw-labels take their defaults. The output flags are not the fields' (False: not
+asked for); with none of them given, predict writes the annotated images and the JSON."""
 
 
 def split_model_arg(sources: list[str], model: Path | None) -> tuple[Path | None, list[str]]:
@@ -43,9 +48,11 @@ def predict(
         "--json", help="Write predictions.json (COCO results) and stats.json.")] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Write instances.csv (measurements) and images.csv.")] = False,
     labels: Annotated[str | None, typer.Option(
-        "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco.")] = None,
+        "--labels", help="Also write editable annotations: labelme (labels/*.json) or coco.",
+    )] = _OUTPUTS.labels,
     draw_labels: Annotated[str, typer.Option(
-        "--draw-labels", help="Labels on the annotated images: auto (only where they fit) | all | none.")] = "auto",
+        "--draw-labels", help="Labels on the annotated images: auto (only where they fit) | all | none.",
+    )] = _OUTPUTS.draw_labels,
     backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for ONNX Runtime and OpenVINO.")] = None,
@@ -67,7 +74,7 @@ def predict(
     from maskrt.runtime import Segmenter
     from maskrt.runtime.draw import LABEL_MODES, label_mode
     from maskrt.runtime.images import expand_sources, read_image
-    from maskrt.runtime.outputs import OutputOptions, PredictionWriter, check_outputs
+    from maskrt.runtime.outputs import PredictionWriter, check_outputs
 
     log = logging.getLogger("maskrt.cli.predict")
     model, sources = split_model_arg(list(sources), model)

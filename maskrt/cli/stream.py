@@ -14,7 +14,11 @@ import typer
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
 from maskrt.runtime.backends import BACKEND_HELP, DEVICE_HELP
+from maskrt.runtime.stream.outputs import OutputOptions
+from maskrt.runtime.stream.types import StreamOptions
 
+_STREAM, _OUTPUTS = StreamOptions(), OutputOptions()
+"""The defaults of the options that are a StreamOptions or an OutputOptions field as they are."""
 _SOURCES = (
     "0 | /dev/video0 | csi://0 | rtsp://... | http://... | clip.mp4 | frames/ | 'img_*.png' | gst:<pipeline>"
 )
@@ -58,46 +62,52 @@ def run(
     width: Annotated[int | None, typer.Option(
         "--width",
         help="Capture width (cameras) / resize (files).",
-    )] = None,
+    )] = _STREAM.width,
     height: Annotated[int | None, typer.Option(
         "--height",
         help="Capture height (cameras) / resize (files).",
-    )] = None,
+    )] = _STREAM.height,
     fps: Annotated[float | None, typer.Option(
         "--fps",
         help="Capture frame rate; also the rate of image folders.",
-    )] = None,
-    loop: Annotated[bool, typer.Option("--loop", help="Restart files and folders at their end.")] = False,
+    )] = _STREAM.fps,
+    loop: Annotated[bool, typer.Option(
+        "--loop",
+        help="Restart files and folders at their end.",
+    )] = _STREAM.loop,
     realtime: Annotated[bool, typer.Option(
         "--realtime",
         help="Play files at their frame rate, dropping late frames.",
-    )] = False,
-    show: Annotated[bool, typer.Option("--show", help="Show a window with the overlay (q quits).")] = False,
+    )] = _STREAM.realtime,
+    show: Annotated[bool, typer.Option(
+        "--show",
+        help="Show a window with the overlay (q quits).",
+    )] = _OUTPUTS.show,
     save: Annotated[Path | None, typer.Option(
         "--save",
         help="Annotated video (.mp4/.avi/.mkv): files at their rate, live sources in capture time.",
-    )] = None,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame statistics CSV.")] = None,
+    )] = _OUTPUTS.save,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Per-frame statistics CSV.")] = _OUTPUTS.csv,
     instances: Annotated[Path | None, typer.Option(
         "--instances",
         help="Per-instance measurements CSV.",
-    )] = None,
+    )] = _OUTPUTS.instances,
     jsonl: Annotated[Path | None, typer.Option(
         "--jsonl",
         help="Everything per frame, one JSON line each (RLE masks).",
-    )] = None,
+    )] = _OUTPUTS.jsonl,
     tracks: Annotated[Path | None, typer.Option(
         "--tracks",
         help="Per-track summary CSV (with --track).",
-    )] = None,
+    )] = _OUTPUTS.tracks,
     save_masks: Annotated[Path | None, typer.Option(
         "--save-masks",
         help="Folder for per-frame label maps.",
-    )] = None,
+    )] = _OUTPUTS.save_masks,
     masks_format: Annotated[str, typer.Option(
         "--masks-format",
         help="png (16-bit label map) | rle (COCO JSON).",
-    )] = "png",
+    )] = _OUTPUTS.masks_format,
     roi: Annotated[str | None, typer.Option("--roi", help="Analyse only x,y,w,h (pixels).")] = None,
     um_per_px: Annotated[float | None, typer.Option(
         "--um-per-px",
@@ -110,7 +120,7 @@ def run(
     track: Annotated[bool, typer.Option(
         "--track",
         help="Persistent instance ids, growth, velocity, departures.",
-    )] = False,
+    )] = _STREAM.track,
     wall: Annotated[str | None, typer.Option(
         "--wall",
         help="Departure line 'y=420' / 'x=100' or region 'x,y,w,h'.",
@@ -118,22 +128,25 @@ def run(
     fps_physical: Annotated[float | None, typer.Option(
         "--fps-physical",
         help="True frame rate of a high-speed recording (for times and rates).",
-    )] = None,
-    track_high: Annotated[float, typer.Option("--track-high", help="Score needed to start a track.")] = 0.5,
-    boxes: Annotated[bool, typer.Option("--boxes", help="Draw boxes in the overlay.")] = False,
+    )] = _STREAM.fps_physical,
+    track_high: Annotated[float, typer.Option(
+        "--track-high",
+        help="Score needed to start a track.",
+    )] = _STREAM.track_high,
+    boxes: Annotated[bool, typer.Option("--boxes", help="Draw boxes in the overlay.")] = _OUTPUTS.draw_boxes,
     labels: Annotated[str, typer.Option(
         "--labels",
         "--draw-labels",
         help="Labels in the overlay: auto (only where they fit) | all | none.",
-    )] = "auto",
+    )] = _OUTPUTS.labels,
     max_frames: Annotated[int | None, typer.Option(
         "--max-frames",
         help="Stop after this many frames.",
-    )] = None,
+    )] = _STREAM.max_frames,
     max_failures: Annotated[int, typer.Option(
         "--max-failures",
         help="Connection retries of a live source (at the start, after a loss) before giving up.",
-    )] = 10,
+    )] = _STREAM.max_failures,
     summary: Annotated[Path | None, typer.Option(
         "--summary",
         help="Write the final summary as JSON here.",
@@ -152,9 +165,9 @@ def run(
     from rich.console import Console
 
     from maskrt.runtime.draw import label_mode
-    from maskrt.runtime.stream import Stream, StreamOptions, Wall, load_segmenter, parse_source
+    from maskrt.runtime.stream import Stream, Wall, load_segmenter, parse_source
     from maskrt.runtime.stream.capture import open_with_retry
-    from maskrt.runtime.stream.outputs import OutputOptions, Outputs, check_outputs
+    from maskrt.runtime.stream.outputs import Outputs, check_outputs
 
     console = Console(stderr=True)
     if len(inputs) > 2:

@@ -103,3 +103,17 @@ def test_without_a_model_the_bundled_one_is_used(images: Path, tmp_path: Path, c
     else:
         assert code == 2
         assert "no bundled default model" in capsys.readouterr().err
+
+
+def test_label_option_defaults_are_output_options() -> None:
+    """--labels and --draw-labels have OutputOptions' defaults; the output flags are off unless given."""
+    import typer.main
+
+    from maskrt.cli import app
+    from maskrt.runtime.outputs import OutputOptions
+
+    command = typer.main.get_command(app).commands["predict"]  # type: ignore[attr-defined]
+    params = {p.name: p.default for p in command.params}
+    o = OutputOptions()
+    assert (params["labels"], params["draw_labels"]) == (o.labels, o.draw_labels)
+    assert (params["save_images"], params["json_out"], params["csv_out"]) == (False, False, False)

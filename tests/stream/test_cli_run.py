@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -245,3 +246,24 @@ def test_rle_masks_roi_and_millimetre_calibration(image_folder: tuple[Path, Any]
     inst = _rows(tmp_path / "i.csv")
     assert float(inst[0]["eq_diameter_um"]) == pytest.approx(float(inst[0]["eq_diameter_px"]) * 10.0)
     assert int(frame0["count"]) == sum(1 for r in inst if r["frame"] == "0" and r["in_roi"] == "True")
+
+
+def test_option_defaults_are_stream_and_output_options() -> None:
+    """Every option that is a StreamOptions or OutputOptions field as it is has the field's default."""
+    import typer.main
+
+    from maskrt.cli import app
+    from maskrt.runtime.stream import StreamOptions
+    from maskrt.runtime.stream.outputs import OutputOptions
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    params = {p.name: p.default for p in command.params}
+    stream_fields = ("width", "height", "fps", "loop", "realtime", "track", "fps_physical", "track_high", "max_frames",
+                     "max_failures")
+    output_fields = {"show": "show", "save": "save", "csv_path": "csv", "instances": "instances", "jsonl": "jsonl",
+                     "tracks": "tracks", "save_masks": "save_masks", "masks_format": "masks_format",
+                     "boxes": "draw_boxes", "labels": "labels"}
+    s, o = StreamOptions(), OutputOptions()
+    assert {n: params[n] for n in stream_fields} == {n: getattr(s, n) for n in stream_fields}
+    assert {n: params[n] for n in output_fields} == {n: getattr(o, f) for n, f in output_fields.items()}
+    assert {f.name for f in dataclasses.fields(OutputOptions)} == set(output_fields.values())
