@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES
+from maskrt.artifact import INPUT_NAME
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.base import outputs_text, wanted_outputs
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +104,18 @@ class OnnxRuntimeBackend:
         self.name = f"onnxruntime:{used[0]}"
         log.info("%s: ONNX Runtime %s on %s", self.path.name, ort.__version__, used[0])
         self.props: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._output_names = list(wanted_outputs(self.props, self.path))
         self.input_shape = self._check_io()
-        self._output_names = list(OUTPUT_NAMES)
 
     def _check_io(self) -> tuple[int, int, int, int]:
         inputs = self.session.get_inputs()
         outputs = {o.name for o in self.session.get_outputs()}
-        missing = [n for n in OUTPUT_NAMES if n not in outputs]
+        missing = [n for n in self._output_names if n not in outputs]
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME or missing:
             raise MaskrtError(
                 f"model inputs {[i.name for i in inputs]} / outputs {sorted(outputs)} do not follow the maskrt "
-                f"contract (input {INPUT_NAME!r}, outputs {', '.join(OUTPUT_NAMES)}); re-export with `maskrt export`",
+                f"contract (input {INPUT_NAME!r}, outputs {outputs_text(self._output_names)}); re-export with "
+                "`maskrt export`",
                 path=self.path,
             )
         shape = inputs[0].shape

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, KEY_PREFIX, OUTPUT_NAMES
+from maskrt.artifact import INPUT_NAME, KEY_PREFIX
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.base import outputs_text, wanted_outputs
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class OpenVINOBackend:
                 path=self.path,
             ) from exc
         self.props = _metadata(self.model)
+        self._output_names = wanted_outputs(self.props, self.path)
         self.input_shape = self._check_io()
         cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
         self.cache_dir = _usable_cache(cache)
@@ -165,12 +167,12 @@ class OpenVINOBackend:
     def _check_io(self) -> tuple[int, int, int, int]:
         inputs = self.model.inputs
         outputs = {name for o in self.model.outputs for name in o.get_names()}
-        missing = [n for n in OUTPUT_NAMES if n not in outputs]
+        missing = [n for n in self._output_names if n not in outputs]
         in_names = [i.get_any_name() for i in inputs]
         if len(inputs) != 1 or INPUT_NAME not in inputs[0].get_names() or missing:
             raise MaskrtError(
                 f"model inputs {in_names} / outputs {sorted(outputs)} do not follow the maskrt contract (input "
-                f"{INPUT_NAME!r}, outputs {', '.join(OUTPUT_NAMES)}); re-export with `maskrt export`",
+                f"{INPUT_NAME!r}, outputs {outputs_text(self._output_names)}); re-export with `maskrt export`",
                 path=self.path,
             )
         shape = inputs[0].get_partial_shape()
@@ -185,7 +187,7 @@ class OpenVINOBackend:
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model on uint8 ``images`` of :attr:`input_shape`; return the outputs by name (own copies)."""
         result = self.request.infer({INPUT_NAME: images})
-        return {name: np.asarray(result[name]) for name in OUTPUT_NAMES}
+        return {name: np.asarray(result[name]) for name in self._output_names}
 
     def close(self) -> None:
         """Drop the compiled model and its request."""

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, engine_sidecar, sidecar_props
+from maskrt.artifact import INPUT_NAME, engine_sidecar, sidecar_props
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.base import outputs_text, wanted_outputs
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -192,13 +193,16 @@ class TensorRTBackend:
                 self.outputs.append(name)
             elif name != INPUT_NAME:
                 raise MaskrtError(f"engine input {name!r} is not {INPUT_NAME!r}; rebuild it with maskrt", path=self.path)
-        missing = [n for n in OUTPUT_NAMES if n not in self.outputs]
+        wanted = wanted_outputs(self.props, self.path)
+        missing = [n for n in wanted if n not in self.outputs]
         if INPUT_NAME not in self.host or missing:
             raise MaskrtError(
                 f"engine tensors {sorted(self.host)} do not follow the maskrt contract (missing "
-                f"{', '.join(missing) or INPUT_NAME}); rebuild it with `maskrt export CHECKPOINT --format engine`",
+                f"{outputs_text(missing) if missing else INPUT_NAME}); rebuild it with `maskrt export CHECKPOINT --format engine`",
                 path=self.path,
             )
+        # copied back per frame: the contract's outputs (any other output stays bound but is not read)
+        self.fetch = [n for n in self.outputs if n in wanted]
         in_shape = self.host[INPUT_NAME].shape
         self.input_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]), int(in_shape[3]))
         self.name = f"tensorrt:{trt_mod.__version__}:{gpu_name}"
@@ -231,14 +235,14 @@ class TensorRTBackend:
         )
         if not self.context.execute_async_v3(int(self.stream)):
             raise MaskrtError("TensorRT execution failed (see the TensorRT log above)", path=self.path)
-        for name in self.outputs:
+        for name in self.fetch:
             self.cuda.call(
                 rt.cudaMemcpyAsync(self._host_ptr[name], self._dev_ptr[name], self._nbytes[name], d2h, self.stream),
                 "cudaMemcpyAsync",
             )
         self.cuda.call(rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
         # copies: the pinned buffers are overwritten by the next frame while this one is still in use
-        return {name: self.host[name].copy() for name in self.outputs}
+        return {name: self.host[name].copy() for name in self.fetch}
 
     def close(self) -> None:
         """Free device and pinned buffers and the stream (idempotent)."""

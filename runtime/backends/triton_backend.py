@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES
+from maskrt.artifact import INPUT_NAME
 from maskrt.errors import MaskrtError
+from maskrt.runtime.backends.base import outputs_text, wanted_outputs
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class TritonBackend:
             raise MaskrtError(f"{self.url}: the server's model configuration has no maskrt.* parameters; serve a "
                               "repository written by `maskrt export --format triton`, or use `maskrt serve`")
         self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
+        self.output_names = wanted_outputs(self.props, str(self.url))
         self.input_shape = self._input_shape(config)
         self.name = f"triton:{self.url.address}/{self.url.model}"
         log.info("%s: Triton model %s, input %s, max_batch_size %d", self.url, config.get("platform") or
@@ -157,11 +159,11 @@ class TritonBackend:
     def _input_shape(self, config: dict[str, Any]) -> tuple[int, int, int, int]:
         inputs = config.get("input") or []
         outputs = {o.get("name") for o in config.get("output") or []}
-        if [i.get("name") for i in inputs] != [INPUT_NAME] or any(n not in outputs for n in OUTPUT_NAMES):
+        if [i.get("name") for i in inputs] != [INPUT_NAME] or any(n not in outputs for n in self.output_names):
             self.close()
             raise MaskrtError(f"{self.url}: model tensors {[i.get('name') for i in inputs]} -> {sorted(outputs)} do "
                               f"not follow the maskrt contract (input {INPUT_NAME!r}, outputs "
-                              f"{', '.join(OUTPUT_NAMES)}); serve a maskrt artifact")
+                              f"{outputs_text(self.output_names)}); serve a maskrt artifact")
         dims = [int(d) for d in inputs[0].get("dims", [])]
         shape = [1, *dims] if self.max_batch_size > 0 else dims
         if len(shape) != 4 or shape[3] != 3 or any(d <= 0 for d in shape):
@@ -179,7 +181,7 @@ class TritonBackend:
         grpc = self._grpc
         inp = grpc.InferInput(INPUT_NAME, list(images.shape), "UINT8")
         inp.set_data_from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
-        wanted = [grpc.InferRequestedOutput(n) for n in OUTPUT_NAMES]
+        wanted = [grpc.InferRequestedOutput(n) for n in self.output_names]
         error = self._grpc_exception()
         failures, t_lost = 0, 0.0
         while True:
@@ -212,7 +214,7 @@ class TritonBackend:
             self.stats["outage_s"] += lost
             log.warning("%s: reconnected after %d retries (%.1f s without the server)", self.url, failures, lost)
         self.stats["requests"] += 1
-        out = {n: result.as_numpy(n) for n in OUTPUT_NAMES}
+        out = {n: result.as_numpy(n) for n in self.output_names}
         out["num_dets"] = out["num_dets"].reshape(-1)  # [n] natively, [n, 1] from a batching Python model
         return out
 

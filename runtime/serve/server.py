@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_DTYPES, OUTPUT_NAMES, ArtifactMeta
+from maskrt.artifact import INPUT_NAME, OUTPUT_DTYPES, PHASE_OUTPUT, ArtifactMeta
 from maskrt.errors import MaskrtError
 
 log = logging.getLogger("maskrt.serve")
@@ -45,12 +45,29 @@ def model_name(path: Path, taken: set[str]) -> str:
     return name
 
 
+def output_tensors(meta: ArtifactMeta) -> list[tuple[str, Any, tuple[int, ...]]]:
+    """``(name, dtype, shape without the batch)`` of each output the model serves: the contract's five, plus
+    ``phase`` (``[H / S, W / S]``) when its metadata sets ``phase_stride``."""
+    h, w = meta.input_size
+    d, m = meta.max_det, meta.mask_size
+    shapes: dict[str, tuple[int, ...]] = {"boxes": (d, 4), "scores": (d,), "labels": (d,), "masks": (d, m, m),
+                                          "num_dets": (1,)}
+    if meta.phase_stride:
+        shapes[PHASE_OUTPUT] = (h // meta.phase_stride, w // meta.phase_stride)
+    return [(name, np.dtype(OUTPUT_DTYPES[name]).type, shapes[name]) for name in meta.output_names]
+
+
 def make_infer(backend: Any, meta: ArtifactMeta) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """A batch function ``images [n, H, W, 3] -> outputs [n, ...]`` that runs ``backend`` in chunks of its batch size."""
+    """A batch function ``images [n, H, W, 3] -> outputs [n, ...]`` that runs ``backend`` in chunks of its batch size.
+
+    The outputs are :attr:`ArtifactMeta.output_names <maskrt.artifact.ArtifactMeta.output_names>`: ``phase``
+    is batched like the others when the model has it.
+    """
     b = int(backend.input_shape[0])
+    names = meta.output_names
 
     def infer(images: np.ndarray) -> dict[str, np.ndarray]:
-        parts: dict[str, list[np.ndarray]] = {n: [] for n in OUTPUT_NAMES}
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for start in range(0, images.shape[0], b):
             chunk = images[start : start + b]
             n = chunk.shape[0]
@@ -58,9 +75,9 @@ def make_infer(backend: Any, meta: ArtifactMeta) -> Callable[[np.ndarray], dict[
                 pad = np.full((b - n, *chunk.shape[1:]), meta.pad_value, dtype=np.uint8)
                 chunk = np.concatenate([chunk, pad])
             out = backend.infer(np.ascontiguousarray(chunk, dtype=np.uint8))
-            for name in OUTPUT_NAMES:
+            for name in names:
                 parts[name].append(np.asarray(out[name])[:n].copy())
-        result = {name: np.concatenate(parts[name]).astype(OUTPUT_DTYPES[name], copy=False) for name in OUTPUT_NAMES}
+        result = {name: np.concatenate(parts[name]).astype(OUTPUT_DTYPES[name], copy=False) for name in names}
         result["num_dets"] = result["num_dets"].reshape(-1, 1)  # a [1] tensor per request
         return result
 
@@ -135,16 +152,11 @@ def serve(
                     return _run(images)
 
                 h, w = meta.input_size
-                d, m = meta.max_det, meta.mask_size
                 triton.bind(
                     model_name=name,
                     infer_func=infer_func,
                     inputs=[Tensor(name=INPUT_NAME, dtype=np.uint8, shape=(h, w, 3))],
-                    outputs=[Tensor(name="boxes", dtype=np.float32, shape=(d, 4)),
-                             Tensor(name="scores", dtype=np.float32, shape=(d,)),
-                             Tensor(name="labels", dtype=np.int32, shape=(d,)),
-                             Tensor(name="masks", dtype=np.float32, shape=(d, m, m)),
-                             Tensor(name="num_dets", dtype=np.int32, shape=(1,))],
+                    outputs=[Tensor(name=tname, dtype=dtype, shape=shape) for tname, dtype, shape in output_tensors(meta)],
                     config=ModelConfig(max_batch_size=max_batch,
                                        batcher=DynamicBatcher(max_queue_delay_microseconds=queue_delay_us)),
                     strict=True,
