@@ -12,6 +12,12 @@ Boxes are xyxy in frame pixels (float32, x1/y1 are the right/bottom edges). Mask
 ``regions[i] = (x0, y0, x1, y1)`` (ints, x1/y1 exclusive) and ``crops[i]`` the boolean mask of that
 region, so memory scales with the objects, not the frame. ``masks`` builds the full-frame ``(N, H, W)``
 boolean stack on demand.
+
+A model with the optional ``phase`` output (:mod:`maskrt.artifact`) also gives ``phase``: one float32
+``(H, W)`` map of the frame, the probability that a pixel belongs to the dispersed phase (the vapour of
+bubbles, the liquid of droplets; inside any instance, merged patches and liquid islands included). It belongs
+to the frame, not to an instance: indexing keeps it as it is. ``void_fraction()`` reads it (the union of the
+masks without one). Models without the output give ``phase = None``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class Instances:
         frame_hw: ``(height, width)`` of the frame the instances live in.
         regions: ``(N, 4)`` int ``x0, y0, x1, y1`` (exclusive) of each mask crop, inside the frame.
         crops: ``N`` boolean arrays of shape ``(y1 - y0, x1 - x0)``.
+        phase: float32 ``(H, W)`` dispersed-phase probabilities of the whole frame, or ``None`` (no phase output).
     """
 
     def __init__(
@@ -47,6 +54,7 @@ class Instances:
         frame_hw: tuple[int, int],
         regions: np.ndarray | None = None,
         crops: Sequence[np.ndarray] | None = None,
+        phase: np.ndarray | None = None,
     ) -> None:
         self.boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         n = len(self.boxes)
@@ -61,12 +69,19 @@ class Instances:
         self.crops = list(crops)
         if len(self.crops) != n:
             raise ValueError(f"{len(self.crops)} mask crops for {n} instances")
+        if phase is not None:
+            phase = np.asarray(phase, dtype=np.float32)
+            if phase.shape != self.frame_hw:
+                raise ValueError(f"phase map of shape {phase.shape} for a frame of {self.frame_hw}")
+        self.phase: np.ndarray | None = phase
         self._masks: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, frame_hw: tuple[int, int], class_names: Sequence[str] = ()) -> Instances:
-        """No instances in a frame of ``frame_hw``."""
-        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), class_names, frame_hw)
+    def empty(
+        cls, frame_hw: tuple[int, int], class_names: Sequence[str] = (), phase: np.ndarray | None = None
+    ) -> Instances:
+        """No instances in a frame of ``frame_hw`` (a phase map may still have some dispersed phase)."""
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), class_names, frame_hw, phase=phase)
 
     @classmethod
     def from_masks(
@@ -75,10 +90,12 @@ class Instances:
         scores: np.ndarray | None = None,
         class_ids: np.ndarray | None = None,
         class_names: Sequence[str] = ("object",),
+        phase: np.ndarray | None = None,
     ) -> Instances:
         """Build instances from full-frame boolean masks ``(N, H, W)`` (boxes are the masks' extents).
 
-        Useful for tests, ground truth, and measuring masks that came from elsewhere.
+        Useful for tests, ground truth, and measuring masks that came from elsewhere; ``phase`` is an
+        optional ``(H, W)`` phase map of the frame.
         """
         masks = np.asarray(masks, dtype=bool)
         n, h, w = masks.shape
@@ -97,7 +114,7 @@ class Instances:
             crops.append(m[y0:y1, x0:x1].copy())
         scores = np.ones(n, dtype=np.float32) if scores is None else scores
         class_ids = np.zeros(n, dtype=np.int64) if class_ids is None else class_ids
-        return cls(boxes, scores, class_ids, class_names, (h, w), regions, crops)
+        return cls(boxes, scores, class_ids, class_names, (h, w), regions, crops, phase=phase)
 
     # -- container protocol -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -128,13 +145,15 @@ class Instances:
             self.frame_hw,
             self.regions[idx],
             [self.crops[int(i)] for i in idx],
+            phase=self.phase,  # the frame's map, whichever instances are kept
         )
         if self._masks is not None:
             out._masks = self._masks[idx]
         return out
 
     def __repr__(self) -> str:
-        return f"Instances(num={len(self)}, frame_hw={self.frame_hw}, classes={self.class_names})"
+        phase = ", phase" if self.phase is not None else ""
+        return f"Instances(num={len(self)}, frame_hw={self.frame_hw}, classes={self.class_names}{phase})"
 
     # -- masks --------------------------------------------------------------------------------
     @property
@@ -166,6 +185,23 @@ class Instances:
                     out[i, y0:y1, x0:x1] = self.crops[i]
             self._masks = out
         return self._masks
+
+    def void_fraction(self, threshold: float = 0.5, roi: tuple[int, int, int, int] | None = None) -> float:
+        """Fraction of the ROI (the frame by default) in the dispersed phase.
+
+        With a phase map: its pixels above ``threshold``. Without one: the pixels covered by any instance
+        mask (``threshold`` unused), as :func:`~maskrt.runtime.measure.frame_stats` counts them.
+
+        Args:
+            threshold: phase probability above which a pixel is dispersed phase.
+            roi: ``(x0, y0, x1, y1)`` in frame pixels, x1/y1 exclusive; clipped to the frame (empty: 0.0).
+        """
+        bounds = clip_roi(roi, self.frame_hw)
+        if self.phase is None:
+            return mask_union_fraction(self, bounds)
+        x0, y0, x1, y1 = bounds
+        inside = self.phase[y0:y1, x0:x1]
+        return float(np.count_nonzero(inside > threshold) / inside.size) if inside.size else 0.0
 
     def label_map(self) -> np.ndarray:
         """``(H, W)`` int32 map: 0 background, ``i + 1`` where instance ``i`` is; higher scores win overlaps."""
@@ -258,3 +294,21 @@ class Instances:
                 }
             )
         return out
+
+
+def clip_roi(roi: Sequence[int] | None, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """An ROI ``(x0, y0, x1, y1)`` (``None``: the whole frame) clipped to a frame of ``frame_hw``."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    x0, y0, x1, y1 = (int(v) for v in roi) if roi is not None else (0, 0, w, h)
+    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+
+
+def mask_union_fraction(inst: Instances, bounds: tuple[int, int, int, int]) -> float:
+    """Fraction of the (clipped) ``bounds`` covered by any of ``inst``'s masks; 0.0 for an empty region."""
+    bx0, by0, bx1, by1 = bounds
+    union = np.zeros((max(by1 - by0, 0), max(bx1 - bx0, 0)), dtype=bool)
+    for (x0, y0, x1, y1), crop in zip(inst.regions.tolist(), inst.crops):
+        ix0, iy0, ix1, iy1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
+        if ix1 > ix0 and iy1 > iy0:
+            union[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0] |= crop[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+    return float(union.mean()) if union.size else 0.0

@@ -65,6 +65,12 @@ def to_bgr(frame: np.ndarray, bit_depth: int | None = None) -> np.ndarray:
     raise MaskrtError(f"frame has {channels} channels; pass a grey (1), BGR (3) or BGRA (4) image")
 
 
+def resized_hw(frame_hw: tuple[int, int], scale: float, input_hw: tuple[int, int]) -> tuple[int, int]:
+    """``(rows, cols)`` of the input that a frame of ``frame_hw`` fills after :func:`letterbox` at ``scale``."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    return min(int(input_hw[0]), max(1, round(h * scale))), min(int(input_hw[1]), max(1, round(w * scale)))
+
+
 def letterbox(
     frame: np.ndarray, input_hw: tuple[int, int], pad_value: int = 114, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, float]:
@@ -82,8 +88,7 @@ def letterbox(
     h, w = frame.shape[:2]
     in_h, in_w = input_hw
     s = letterbox_scale((h, w), (in_h, in_w))
-    new_w = min(in_w, max(1, round(w * s)))
-    new_h = min(in_h, max(1, round(h * s)))
+    new_h, new_w = resized_hw((h, w), s, (in_h, in_w))
     if out is None or out.shape != (in_h, in_w, 3) or out.dtype != np.uint8:
         out = np.empty((in_h, in_w, 3), dtype=np.uint8)
     if (new_h, new_w) == (h, w):

@@ -5,6 +5,7 @@ Example:
     >>> seg = Segmenter("bubbles.onnx", conf=0.5)      # or Segmenter() for the bundled model
     >>> inst = seg(frame)                               # BGR/grey uint8 (or 16-bit) numpy frame, any size
     >>> len(inst), inst.class_names, inst.boxes[:3], seg.timings
+    >>> inst.phase, inst.void_fraction()                 # a model with a phase output: its per-pixel map
 """
 
 from __future__ import annotations
@@ -153,10 +154,14 @@ class Segmenter:
     def postprocess(
         self, outputs: dict[str, np.ndarray], scale: float, frame_hw: tuple[int, int], index: int = 0
     ) -> Instances:
-        """Model outputs -> :class:`Instances` in the frame's pixels, thresholded and class-filtered."""
+        """Model outputs -> :class:`Instances` in the frame's pixels, thresholded and class-filtered.
+
+        A model with the ``phase`` output also gives ``Instances.phase``, the frame's dispersed-phase map
+        (``None`` otherwise).
+        """
         return postprocess(
             outputs, scale, frame_hw, self.class_names, self.conf, self.mask_threshold, self.class_ids, index,
-            self.paste,
+            self.paste, self.meta.phase_stride,
         )
 
     def __call__(self, frame: np.ndarray) -> Instances:
