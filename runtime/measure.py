@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskrt.runtime.instances import Instances
+from maskrt.runtime.instances import Instances, clip_roi, mask_union_fraction
 
 Roi = tuple[int, int, int, int]
 
@@ -159,11 +159,15 @@ def frame_stats(
     um_per_px: float | None = None,
     bins: int | Sequence[float] | None = None,
     measurements: list[dict[str, Any]] | None = None,
+    phase_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Per-frame statistics: counts, void (area) fraction, mean and Sauter diameters, size histogram.
 
     Instances count when their centroid lies inside the ROI (the whole frame without one). The void
-    fraction is the union of all masks inside the ROI over the ROI's area.
+    fraction is the fraction of the ROI in the dispersed phase: from the model's phase map when it has one
+    (``inst.phase``: the pixels above ``phase_threshold``, merged patches and liquid islands included), else
+    the union of all masks inside the ROI over the ROI's area. ``void_fraction_instances`` is always the
+    union of the masks, so that both can be compared.
 
     Args:
         inst: the frame's instances.
@@ -172,31 +176,29 @@ def frame_stats(
         um_per_px: calibration; adds ``*_um`` diameters and makes the histogram micrometres.
         bins: histogram bins of the equivalent diameter: a count (default 10, from 0 to the largest) or edges.
         measurements: :func:`measure_instances` output for ``inst`` to reuse (saves recomputing it).
+        phase_threshold: phase probability above which a pixel of the phase map is dispersed phase.
 
     Returns:
-        ``{"count", "count_per_class", "void_fraction", "roi", "mean_diameter_px", "sauter_diameter_px",
+        ``{"count", "count_per_class", "void_fraction", "void_fraction_instances", "roi", "mean_diameter_px",
+        "sauter_diameter_px",
         ["mean_diameter_um", "sauter_diameter_um",] "histogram": {"unit", "edges", "counts"}}``; the
         diameters are ``None`` when there is no instance.
     """
     h, w = frame_hw if frame_hw is not None else inst.frame_hw
-    bounds: Roi = tuple(int(v) for v in roi) if roi is not None else (0, 0, w, h)  # type: ignore[assignment]
-    bx0, by0 = max(bounds[0], 0), max(bounds[1], 0)
-    bx1, by1 = min(bounds[2], w), min(bounds[3], h)
+    bx0, by0, bx1, by1 = clip_roi(roi, (h, w))
     rows = measurements if measurements is not None else measure_instances(inst, um_per_px, roi)
     inside = [r for r in rows if r["in_roi"]]
     per_class = {name: 0 for name in inst.class_names}
     for r in inside:
         per_class[r["class_name"]] = per_class.get(r["class_name"], 0) + 1
-    union = np.zeros((max(by1 - by0, 0), max(bx1 - bx0, 0)), dtype=bool)
-    for (x0, y0, x1, y1), crop in zip(inst.regions.tolist(), inst.crops):
-        ix0, iy0, ix1, iy1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
-        if ix1 > ix0 and iy1 > iy0:
-            union[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0] |= crop[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+    from_masks = mask_union_fraction(inst, (bx0, by0, bx1, by1))
+    void = from_masks if inst.phase is None else inst.void_fraction(phase_threshold, (bx0, by0, bx1, by1))
     d_px = np.array([r["eq_diameter_px"] for r in inside], dtype=np.float64)
     out: dict[str, Any] = {
         "count": len(inside),
         "count_per_class": per_class,
-        "void_fraction": float(union.mean()) if union.size else 0.0,
+        "void_fraction": void,
+        "void_fraction_instances": from_masks,
         "roi": [bx0, by0, bx1, by1],
     }
     out.update(_diameters(d_px, "px"))

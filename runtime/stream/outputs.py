@@ -145,13 +145,15 @@ class _Table:
 
 
 def frame_row(result: StreamResult) -> dict[str, Any]:
-    """The per-frame CSV row: index, time, count, void fraction, diameters, count per class, latency."""
+    """The per-frame CSV row: index, time, count, void fractions, diameters, count per class, latency."""
     s = result.stats
     row: dict[str, Any] = {"frame": s["frame"], "time_s": s["time_s"]}
     if "dropped" in s:
         row["dropped"] = s["dropped"]
     row["count"] = s["count"]
     row["void_fraction"] = s["void_fraction"]
+    if "void_fraction_instances" in s:  # the union of the masks; void_fraction is the phase map's when there is one
+        row["void_fraction_instances"] = s["void_fraction_instances"]
     for key in ("mean_diameter_px", "sauter_diameter_px", "mean_diameter_um", "sauter_diameter_um"):
         if key in s:
             row[key] = s[key]
