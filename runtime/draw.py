@@ -6,6 +6,10 @@ drawing 100 instances on a large frame costs about as much as the masks' area, n
 Labels are placed by :func:`place_labels`: ``auto`` (the default) writes a label only where it can be
 read, so that a dense frame (200 bubbles on 256 px) shows its contours and a few labels instead of a
 wall of text; ``all`` writes one per instance, ``none`` none. Contours and the status line are always drawn.
+
+With ``phase=True`` and a model that gives a phase map (``Instances.phase``), the outline of the dispersed
+phase (probability above 0.5, holes included) is drawn first, thin and in :data:`PHASE_COLOUR`, under the
+instance contours; off by default.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ PALETTE = np.array(
     ],
     dtype=np.uint8,
 )
+
+PHASE_COLOUR = (255, 0, 255)
+"""BGR colour of the phase-map outline (magenta: in no palette entry, nor the ROI's yellow)."""
+PHASE_THRESHOLD = 0.5
+"""Phase probability the outline follows."""
 
 
 def colour(key: int) -> tuple[int, int, int]:
@@ -179,6 +188,7 @@ def draw_overlay(
     scores: bool = True,
     ids: Sequence[int] | np.ndarray | None = None,
     status: str | None = None,
+    phase: bool = False,
 ) -> np.ndarray:
     """Return a BGR copy of ``frame`` with the instances drawn on it.
 
@@ -194,6 +204,8 @@ def draw_overlay(
         scores: append the score to the label.
         ids: one track id per instance; colours then stay with the id across frames, and the id is written.
         status: a short line (FPS, count, void fraction...) drawn at the top-left; always drawn.
+        phase: outline the regions of ``inst.phase`` above 0.5 (and their liquid islands) in
+            :data:`PHASE_COLOUR`, under the instance contours; nothing when the model gave no phase map.
 
     Raises:
         MaskrtError: ``labels`` is not one of the modes.
@@ -207,6 +219,10 @@ def draw_overlay(
     cols = [colour(k) for k in keys]
     if alpha > 0 and len(inst):
         _blend(out, inst, cols, alpha)
+    if phase and inst.phase is not None and inst.phase.shape == (h, w):
+        region = (inst.phase > PHASE_THRESHOLD).view(np.uint8)
+        cs, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, cs, -1, PHASE_COLOUR, lw, lineType=cv2.LINE_8)
     for i, col in enumerate(cols):
         x0, y0, x1, y1 = (int(v) for v in inst.regions[i])
         if contours and x1 > x0 and y1 > y0:
