@@ -29,7 +29,9 @@ def phase_map(phase: np.ndarray, scale: float, frame_hw: tuple[int, int], stride
     first ``rows / S`` by ``cols / S`` cells of the map: an exact, usually fractional extent. The cells that
     touch it are cut out and resized bilinearly by exactly ``h / (rows / S)`` and ``w / (cols / S)``
     (``cv2.resize`` with ``fx``/``fy``, not to a rounded size): the centre of frame pixel ``x`` samples the map
-    at ``(x + 0.5) * cols / (w * S) - 0.5``, the padding of the letterbox never counts.
+    at ``(x + 0.5) * cols / (w * S) - 0.5``. Cells past the frame's extent are never sampled (edge pixels clamp
+    to the last cut cell); when the extent ends inside a cell, that cell is used as the model gave it, in part
+    computed on padding.
 
     Args:
         phase: the map of one batch item (``[H / S, W / S]``; a leading 1 is dropped), any float dtype.
