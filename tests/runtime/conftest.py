@@ -2,6 +2,9 @@
 
 ``make_model`` writes a graph whose outputs are constants (the detections a test asks for), so the
 runtime's whole path -- metadata, preprocessing, ONNX Runtime, postprocessing -- runs in milliseconds.
+With ``phase_stride=S`` it also has the optional ``phase`` output: a constant map (``phase=array``) or one
+computed from the input (``phase="input"``: each ``S x S`` cell's mean grey level / 255, the letterbox padding
+included), so that a test knows every value the runtime must cut out and resize.
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ def write_model(
     props: dict[str, str] | None = None,
     drop_props: bool = False,
     batch: int = 1,
+    phase_stride: int = 0,
+    phase: np.ndarray | str = "input",
 ) -> Path:
     """Write an ONNX model with constant outputs: ``dets`` = [(box xyxy in input pixels, score, label 1-based)].
 
     With ``batch > 1``, batch item ``b`` holds the first ``len(dets) - b`` detections (so items differ).
+    With ``phase_stride`` S > 0 the model has a ``phase`` output ``[batch, H / S, W / S]`` and its metadata
+    says so: ``phase="input"`` computes it from the input image (each cell's mean grey level / 255), an array is the
+    constant map (``[H / S, W / S]`` for every item, or one per item).
     """
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
@@ -56,22 +64,45 @@ def write_model(
         boxes, scores, labels, masks = (np.repeat(a, batch, axis=0) for a in (boxes, scores, labels, masks))
         num = np.array([max(len(dets) - b, 0) for b in range(batch)], np.int32)
     outs = {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks, "num_dets": num}
+    shapes = {name: list(arr.shape) for name, arr in outs.items()}
+    if phase_stride and not isinstance(phase, str):
+        grid = np.asarray(phase, np.float32)
+        outs["phase"] = np.ascontiguousarray(np.broadcast_to(grid, (batch, *grid.shape[-2:])))
+        shapes["phase"] = list(outs["phase"].shape)
     nodes = [
         helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name + "_value"))
         for name, arr in outs.items()
     ]
+    if phase_stride and isinstance(phase, str):
+        assert phase == "input", phase
+        s = phase_stride
+        scale = numpy_helper.from_array(np.array(1 / 255, np.float32), "inv255")
+        axes = numpy_helper.from_array(np.array([1], np.int64), "squeeze_axes")
+        nodes += [
+            helper.make_node("Constant", [], ["inv255"], value=scale),
+            helper.make_node("Constant", [], ["squeeze_axes"], value=axes),
+            helper.make_node("Cast", ["images"], ["images_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["images_f"], ["grey"], axes=[3], keepdims=1),  # [B, H, W, 1]
+            helper.make_node("Transpose", ["grey"], ["grey_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Mul", ["grey_nchw", "inv255"], ["unit"]),
+            helper.make_node("AveragePool", ["unit"], ["pooled"], kernel_shape=[s, s], strides=[s, s]),
+            helper.make_node("Squeeze", ["pooled", "squeeze_axes"], ["phase"]),
+        ]
+        shapes["phase"] = [batch, input_size[0] // s, input_size[1] // s]
     dtypes = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+    out_types = {name: dtypes[arr.dtype] for name, arr in outs.items()} | (
+        {"phase": TensorProto.FLOAT} if phase_stride else {})
     graph = helper.make_graph(
         nodes,
         "fake_maskrt",
         [helper.make_tensor_value_info("images", TensorProto.UINT8, [batch, input_size[0], input_size[1], 3])],
-        [helper.make_tensor_value_info(n, dtypes[a.dtype], list(a.shape)) for n, a in outs.items()],
+        [helper.make_tensor_value_info(n, t, shapes[n]) for n, t in out_types.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = ArtifactMeta(
         arch="fake", class_names=list(class_names), input_size=input_size, mask_size=mask_size, max_det=max_det,
-        score_threshold=0.5, mask_threshold=0.5, pad_value=114, batch_size=batch,
+        score_threshold=0.5, mask_threshold=0.5, pad_value=114, batch_size=batch, phase_stride=phase_stride,
     )
     all_props = {} if drop_props else {**meta.to_props(), **(props or {})}
     helper.set_model_props(model, all_props)
