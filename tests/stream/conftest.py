@@ -224,9 +224,13 @@ def render() -> Any:
 
 
 def write_constant_model(
-    path: Path, dets: list[tuple[tuple[float, float, float, float], float]], size: int = 128
+    path: Path, dets: list[tuple[tuple[float, float, float, float], float]], size: int = 128, phase_stride: int = 0
 ) -> Path:
-    """A tiny ONNX artifact (per maskrt.artifact) whose outputs are constants: real runtime path, no torch."""
+    """A tiny ONNX artifact (per maskrt.artifact) whose outputs are constants: real runtime path, no torch.
+
+    With ``phase_stride`` S it also has the ``phase`` output: each S x S cell's mean grey level / 255 of the
+    input (bright discs on a dark background give their union, as a phase head would).
+    """
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -254,16 +258,31 @@ def write_constant_model(
         for n, a in outs.items()
     ]
     types = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+    values = [helper.make_tensor_value_info(n, types[a.dtype], list(a.shape)) for n, a in outs.items()]
+    if phase_stride:
+        s = phase_stride
+        nodes += [
+            helper.make_node("Constant", [], ["inv255"], value=numpy_helper.from_array(np.array(1 / 255, np.float32))),
+            helper.make_node("Constant", [], ["axes"], value=numpy_helper.from_array(np.array([1], np.int64))),
+            helper.make_node("Cast", ["images"], ["images_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["images_f"], ["grey"], axes=[3], keepdims=1),
+            helper.make_node("Transpose", ["grey"], ["grey_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Mul", ["grey_nchw", "inv255"], ["unit"]),
+            helper.make_node("AveragePool", ["unit"], ["pooled"], kernel_shape=[s, s], strides=[s, s]),
+            helper.make_node("Squeeze", ["pooled", "axes"], ["phase"]),
+        ]
+        values.append(helper.make_tensor_value_info("phase", TensorProto.FLOAT, [1, size // s, size // s]))
     graph = helper.make_graph(
         nodes,
         "constant_maskrt",
         [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, size, size, 3])],
-        [helper.make_tensor_value_info(n, types[a.dtype], list(a.shape)) for n, a in outs.items()],
+        values,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = ArtifactMeta(
-        arch="constant", class_names=["bubble"], input_size=(size, size), mask_size=m, max_det=d
+        arch="constant", class_names=["bubble"], input_size=(size, size), mask_size=m, max_det=d,
+        phase_stride=phase_stride,
     )
     helper.set_model_props(model, meta.to_props())
     onnx.save(model, str(path))
@@ -275,4 +294,12 @@ def constant_model(tmp_path: Path) -> Path:
     """Two fixed discs (boxes in model-input pixels of a 128x128 input)."""
     return write_constant_model(
         tmp_path / "constant.onnx", [((10, 10, 40, 40), 0.9), ((60, 60, 100, 100), 0.8)]
+    )
+
+
+@pytest.fixture()
+def phase_model(tmp_path: Path) -> Path:
+    """The two fixed discs of ``constant_model`` plus a ``phase`` output (stride 4) read from the input."""
+    return write_constant_model(
+        tmp_path / "phase.onnx", [((10, 10, 40, 40), 0.9), ((60, 60, 100, 100), 0.8)], phase_stride=4
     )
