@@ -42,7 +42,7 @@ def phase_map(phase: np.ndarray, scale: float, frame_hw: tuple[int, int], stride
     h, w = int(frame_hw[0]), int(frame_hw[1])
     grid = np.asarray(phase)
     grid = grid.reshape(grid.shape[-2:]).astype(np.float32, copy=False)
-    cells_h, cells_w = grid.shape
+    cells_h, cells_w = int(grid.shape[0]), int(grid.shape[1])
     rows, cols = resized_hw((h, w), scale, (cells_h * stride, cells_w * stride))
     ext_h, ext_w = rows / stride, cols / stride  # the frame's extent in cells (exact floats)
     crop = np.ascontiguousarray(grid[: min(cells_h, math.ceil(ext_h)), : min(cells_w, math.ceil(ext_w))])
