@@ -40,9 +40,9 @@ def phase_map(phase: np.ndarray, scale: float, frame_hw: tuple[int, int], stride
         stride: ``S``, the metadata's ``phase_stride``.
     """
     h, w = int(frame_hw[0]), int(frame_hw[1])
-    grid = np.asarray(phase)
-    grid = grid.reshape(grid.shape[-2:]).astype(np.float32, copy=False)
-    cells_h, cells_w = int(grid.shape[0]), int(grid.shape[1])
+    grid = np.asarray(phase, dtype=np.float32)
+    cells_h, cells_w = int(grid.shape[-2]), int(grid.shape[-1])
+    grid = grid.reshape(cells_h, cells_w)
     rows, cols = resized_hw((h, w), scale, (cells_h * stride, cells_w * stride))
     ext_h, ext_w = rows / stride, cols / stride  # the frame's extent in cells (exact floats)
     crop = np.ascontiguousarray(grid[: min(cells_h, math.ceil(ext_h)), : min(cells_w, math.ceil(ext_w))])
