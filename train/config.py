@@ -35,6 +35,8 @@ class TrainConfig:
     resume: bool = False
     augment: str = "default"
     weights: str = "none"
+    phase: bool = False  # add the per-pixel phase head (maskrt.train.phase)
+    phase_only: bool = False  # train only the phase head of --weights; everything else stays as loaded
     seed: int = 0
     save_every: int = 50
     eval_every: int | None = None

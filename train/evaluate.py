@@ -34,6 +34,7 @@ def predict(
     batch_size: int = 2,
     progress: Any = None,
     mask_threshold: float = 0.5,
+    phase_stats: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``model`` over every image of ``dataset`` at its original size; return COCO results.
 
@@ -42,6 +43,8 @@ def predict(
 
     Args:
         progress: optional callable ``(done, total)`` called after each batch.
+        phase_stats: a dict to fill with the phase map's scores (:func:`phase_metrics`) when the model has a
+            phase head: the union of each image's instance masks is the truth.
     """
     from pycocotools import mask as mask_util
 
@@ -57,6 +60,8 @@ def predict(
         images = [_image_only(view, i).to(device) for i in idxs]
         outputs = model(images)
         for i, out in zip(idxs, outputs):
+            if phase_stats is not None and "phase" in out:
+                _add_phase(phase_stats, out["phase"], view, i)
             boxes = out["boxes"].float().cpu().numpy()
             scores = out["scores"].float().cpu().numpy()
             labels = out["labels"].cpu().numpy()
@@ -78,6 +83,29 @@ def predict(
             progress(idxs[-1] + 1, n)
     model.train(was_training)
     return results
+
+
+def _add_phase(stats: dict[str, Any], prob: torch.Tensor, view: Any, idx: int) -> None:
+    """Accumulate one image's phase-map intersection, union and void fractions against its instance masks."""
+    _, target = view[idx]
+    pred = (prob > 0.5).cpu()
+    masks = target["masks"]
+    truth = masks.amax(dim=0).bool() if masks.numel() else torch.zeros_like(pred)
+    stats.setdefault("inter", 0)
+    stats.setdefault("union", 0)
+    stats.setdefault("void_err", []).append(abs(float(pred.float().mean()) - float(truth.float().mean())))
+    stats["inter"] += int((pred & truth).sum())
+    stats["union"] += int((pred | truth).sum())
+
+
+def phase_metrics(stats: dict[str, Any]) -> dict[str, float]:
+    """``{"iou", "void_abs_err", "images"}`` of the phase map (IoU pooled over the pixels of all images)."""
+    n = len(stats.get("void_err", []))
+    return {
+        "iou": stats["inter"] / stats["union"] if stats.get("union") else 1.0,
+        "void_abs_err": float(np.mean(stats["void_err"])) if n else 0.0,
+        "images": n,
+    }
 
 
 def _image_only(view: Any, idx: int) -> torch.Tensor:
@@ -159,13 +187,20 @@ def evaluate_model(
     results_json: str | Path | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Predict and score in one call; optionally write the COCO results JSON (masks as RLE)."""
-    results = predict(model, dataset, device, progress=progress)
+    """Predict and score in one call; optionally write the COCO results JSON (masks as RLE).
+
+    A model with a phase head also gets ``"phase"``: :func:`phase_metrics` of its map.
+    """
+    stats: dict[str, Any] = {}
+    results = predict(model, dataset, device, progress=progress, phase_stats=stats)
     if results_json is not None:
         write_text(results_json, json.dumps(results))
     roi_heads = getattr(model, "roi_heads", None)
     max_dets = max(100, int(getattr(roi_heads, "detections_per_img", 100)))
-    return coco_metrics(dataset, results, max_dets=max_dets)
+    metrics = coco_metrics(dataset, results, max_dets=max_dets)
+    if stats:
+        metrics["phase"] = phase_metrics(stats)
+    return metrics
 
 
 def evaluate_checkpoint(
@@ -192,4 +227,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines.append("per class (AP box / mask, instances):")
     for name, v in metrics.get("per_class", {}).items():
         lines.append(f"  {name}: {v.get('bbox', 0):.3f} / {v.get('segm', 0):.3f}  ({v['instances']})")
+    if "phase" in metrics:
+        ph = metrics["phase"]
+        lines.append(f"phase map: IoU {ph['iou']:.3f}, void fraction abs. error {ph['void_abs_err']:.4f} "
+                     f"({ph['images']} images)")
     return "\n".join(lines)

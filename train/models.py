@@ -57,6 +57,7 @@ class ModelRecipe:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     max_det: int = 100
     mask_size: int = 28
+    phase: bool = False  # a per-pixel phase head beside the instances (maskrt.train.phase)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -185,13 +186,17 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
     num_anchors = len(recipe.anchor_sizes[0]) * len(recipe.aspect_ratios)
     from torchvision.models.detection.rpn import RPNHead
 
+    from maskrt.train.phase import PhaseMaskRCNN
+
+    cls = PhaseMaskRCNN if recipe.phase else MaskRCNN
+
     if recipe.arch in ("lite", "lite-fast"):
         ch = 128
         backbone = _mobilenet_fpn(ch, weights == "imagenet")
         if recipe.arch == "lite-fast":  # the stride-4 3x3 convolutions become separable (FPN output, RPN head)
             backbone.fpn.layer_blocks[0] = SeparableConv3x3(ch)
         fast = recipe.arch == "lite-fast"
-        model = MaskRCNN(
+        model = cls(
             backbone,
             num_classes=None,
             rpn_head=StrideFourLightRPNHead(ch, num_anchors) if fast else RPNHead(ch, num_anchors),
@@ -210,7 +215,7 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
         )
     elif recipe.arch == "mbv3-fpn":
         backbone = _mobilenet_fpn(256, weights == "imagenet")
-        model = MaskRCNN(
+        model = cls(
             backbone,
             num_classes=n,
             rpn_head=RPNHead(256, num_anchors),
@@ -225,14 +230,14 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
         norm = misc_nn_ops.FrozenBatchNorm2d if weights else nn.BatchNorm2d
         trunk = resnet50(weights=bb_weights, norm_layer=norm)
         backbone = _resnet_fpn_extractor(trunk, 3 if weights else 5)
-        model = MaskRCNN(backbone, num_classes=n, rpn_head=RPNHead(256, num_anchors), **common)
+        model = cls(backbone, num_classes=n, rpn_head=RPNHead(256, num_anchors), **common)
     else:  # r50-fpn-v2
         from torchvision.models import ResNet50_Weights, resnet50
 
         bb_weights = ResNet50_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
         trunk = resnet50(weights=bb_weights)
         backbone = _resnet_fpn_extractor(trunk, 3 if weights else 5, norm_layer=nn.BatchNorm2d)
-        model = MaskRCNN(
+        model = cls(
             backbone,
             num_classes=n,
             rpn_head=RPNHead(256, num_anchors, conv_depth=2),

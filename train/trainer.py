@@ -242,9 +242,12 @@ def _run(
         recipe = ModelRecipe.from_dict(resume_ckpt["recipe"])
         model = build_model(recipe)
         model.load_state_dict(resume_ckpt["model"])
+        if cfg.phase_only:
+            model.set_phase_only(True)
     else:
         recipe, model = model_for_training(
-            cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds)
+            cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds),
+            phase=cfg.phase or cfg.phase_only, phase_only=cfg.phase_only,
         )
     cfg.arch = recipe.arch
     model.to(device)
@@ -363,8 +366,13 @@ def _run(
                     m["bbox"]["AP"],
                     m["bbox"]["AP50"],
                 )
-                if m["segm"]["AP"] > state.best:
-                    state.best = m["segm"]["AP"]
+                if "phase" in m:
+                    log.info("iteration %d: phase map IoU %.3f, void fraction abs. error %.4f", it,
+                             m["phase"]["iou"], m["phase"]["void_abs_err"])
+                # a phase-only run changes nothing but the phase map: its best is the best map
+                score = m["phase"]["iou"] if cfg.phase_only and "phase" in m else m["segm"]["AP"]
+                if score > state.best:
+                    state.best = score
                     save(it, "best.pt", full=False)
             barrier(dist)
         if dist.is_main and (it % cfg.save_every == 0 or it == total):

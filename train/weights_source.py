@@ -60,6 +60,8 @@ def model_for_training(
     weights: str = "none",
     anchor_sizes: list[list[int]] | None = None,
     max_det: int = 100,
+    phase: bool = False,
+    phase_only: bool = False,
 ) -> tuple[ModelRecipe, torch.nn.Module]:
     """Build the model a run starts from, with ``weights`` loaded; class-specific layers replaced if classes differ.
 
@@ -70,8 +72,14 @@ def model_for_training(
         weights: ``none``, ``imagenet``, ``coco``, ``bubbles-lite`` or a path.
         anchor_sizes: override the preset's anchors (a checkpoint's anchors are kept for the same preset).
         max_det: detections kept per image (dense scenes need more than 100).
+        phase: add the per-pixel phase head (:mod:`maskrt.train.phase`); a checkpoint that has one keeps it.
+        phase_only: train the phase head alone: the checkpoint's classes, size limits and every other weight are
+            kept exactly (``weights`` must be a checkpoint).
     """
     w = (weights or "none").strip()
+    if phase_only and w in ("none", "imagenet", "coco"):
+        raise MaskrtError(f"--phase-only trains a phase head on a trained model's features, not on --weights {w}; "
+                          "pass --weights bubbles-lite or a checkpoint")
     if w in ("none", "imagenet", "coco"):
         recipe = ModelRecipe(
             arch=arch or "lite",
@@ -79,6 +87,7 @@ def model_for_training(
             image_size=image_size,
             anchor_sizes=anchor_sizes or [],
             max_det=max_det,
+            phase=phase,
         )
         if w == "imagenet":
             from maskrt.train.weights import ensure_cached, imagenet_weights
@@ -86,6 +95,8 @@ def model_for_training(
             ensure_cached(imagenet_weights(recipe.arch))
         return recipe, build_model(recipe, None if w == "none" else w)
     state, src = read_weights(w)
+    if phase_only:
+        return _phase_only(w, state, src, arch, classes, image_size)
     arch = arch or (src.arch if src else "lite")
     same_arch = src is not None and src.arch == arch
     recipe = ModelRecipe(
@@ -93,6 +104,7 @@ def model_for_training(
         classes=list(classes),
         image_size=image_size,
         max_det=max_det,
+        phase=phase or bool(src is not None and src.phase),
         anchor_sizes=anchor_sizes or (src.anchor_sizes if same_arch and src else []),
         **(
             {"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std}
@@ -117,4 +129,32 @@ def model_for_training(
             arch,
         )
     log.info("initialised from %s: %d tensors loaded, %d skipped", w, len(loaded), len(skipped))
+    return recipe, model
+
+
+def _phase_only(w: str, state: dict[str, torch.Tensor], src: ModelRecipe | None, arch: str | None,
+                classes: list[str], image_size: int) -> tuple[ModelRecipe, torch.nn.Module]:
+    """The checkpoint's model with a phase head (kept if it has one), frozen except for that head."""
+    from dataclasses import replace
+
+    from maskrt.train.phase import PhaseMaskRCNN
+
+    if src is None:
+        raise MaskrtError("--phase-only needs a maskrt checkpoint (with its recipe), not a bare state dict", path=w)
+    if arch and arch != src.arch:
+        raise MaskrtError(f"--phase-only keeps the checkpoint's preset {src.arch!r}; drop --arch {arch}", path=w)
+    extra = [c for c in classes if c not in src.classes]
+    if extra:
+        raise MaskrtError(f"--phase-only: the data has classes {extra} that the checkpoint lacks ({src.classes}); "
+                          "train the instances first (without --phase-only)", path=w)
+    recipe = replace(src, phase=True, image_size=image_size)
+    model = build_model(recipe)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith("phase_head.")] + list(unexpected)
+    if bad:
+        raise MaskrtError(f"--phase-only: the checkpoint does not match its own recipe ({bad[0]}); "
+                          "is it a maskrt checkpoint?", path=w)
+    assert isinstance(model, PhaseMaskRCNN)
+    model.set_phase_only(True)
+    log.info("phase head %s on the frozen %s model from %s", "continued" if not missing else "new", src.arch, w)
     return recipe, model

@@ -1,0 +1,119 @@
+"""The phase head: its loss, phase-only training that leaves every other weight as loaded, and its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from maskrt.errors import MaskrtError
+from maskrt.train.evaluate import phase_metrics
+from maskrt.train.models import ModelRecipe, build_model
+from maskrt.train.phase import PhaseMaskRCNN, phase_loss, phase_targets
+
+
+def _batch(n: int = 2, size: int = 96) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """Bright discs (the dispersed phase) on a dark background, two per image."""
+    g = torch.Generator().manual_seed(0)
+    images, targets = [], []
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    for k in range(n):
+        img = 0.1 + 0.05 * torch.rand((3, size, size), generator=g)
+        masks, boxes = [], []
+        for cx, cy, r in ((25 + 10 * k, 30, 12), (65, 60 - 8 * k, 16)):
+            m = ((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r
+            img[:, m] = 0.9
+            masks.append(m.to(torch.uint8))
+            boxes.append([cx - r, cy - r, cx + r, cy + r])
+        images.append(img)
+        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor([1, 1]),
+                        "masks": torch.stack(masks)})
+    return images, targets
+
+
+def test_phase_targets_are_the_union_of_the_instance_masks_padded() -> None:
+    masks = torch.zeros((2, 4, 5), dtype=torch.uint8)
+    masks[0, 0, 0] = 1
+    masks[1, 0, 0] = 1
+    masks[1, 3, 4] = 1
+    t = phase_targets([{"masks": masks}, {"masks": torch.zeros((0, 3, 3), dtype=torch.uint8)}], (8, 8))
+    assert t.shape == (2, 8, 8)
+    assert t[0].sum() == 2 and t[0, 0, 0] == 1 and t[0, 3, 4] == 1  # overlaps count once
+    assert t[1].sum() == 0
+
+
+def test_phase_loss_is_lower_for_the_right_map() -> None:
+    target = torch.zeros((1, 16, 16))
+    target[0, 4:12, 4:12] = 1
+    right = torch.full((1, 4, 4), -6.0)
+    right[0, 1:3, 1:3] = 6.0
+    assert phase_loss(right, target) < 0.3 < phase_loss(-right, target)
+
+
+def test_phase_only_training_learns_the_map_and_changes_nothing_else() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelRecipe(arch="lite", classes=["bubble"], image_size=96, phase=True))
+    assert isinstance(model, PhaseMaskRCNN)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.set_phase_only(True)
+    images, targets = _batch()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(60):
+        loss = model(images, targets)["loss_phase"]
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.6 * first
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all(k.startswith("phase_head.") for k in changed)  # BatchNorm statistics included
+
+    model.eval()
+    with torch.no_grad():
+        out = model([images[0][:, :80, :]])[0]  # another size: the map comes back at the image's own size
+    assert out["phase"].shape == (80, 96)
+    truth = targets[0]["masks"].amax(0)[:80].bool()
+    pred = out["phase"] > 0.5
+    iou = float((pred & truth).sum()) / float((pred | truth).sum())
+    assert iou > 0.5
+
+
+def test_joint_training_adds_the_phase_loss() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelRecipe(arch="lite", classes=["bubble"], image_size=96, phase=True)).train()
+    images, targets = _batch()
+    losses = model(images, targets)
+    assert {"loss_phase", "loss_mask", "loss_classifier", "loss_objectness"} <= set(losses)
+    sum(losses.values()).backward()
+    assert model.phase_head.block[1].weight.grad is not None
+    assert model.backbone.fpn.layer_blocks[0][0].weight.grad is not None  # the features learn from it too
+
+
+def test_phase_only_keeps_the_checkpoint_and_refuses_what_it_cannot_keep(tmp_path: Path) -> None:
+    from maskrt.train.checkpoint import save_checkpoint
+    from maskrt.train.weights_source import model_for_training
+
+    recipe = ModelRecipe(arch="lite", classes=["bubble", "droplet"], image_size=96)
+    torch.manual_seed(1)
+    model = build_model(recipe)
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, recipe)
+    got_recipe, got = model_for_training(None, ["bubble"], 128, str(ckpt), phase_only=True)
+    assert got_recipe.classes == ["bubble", "droplet"] and got_recipe.phase and got_recipe.image_size == 128
+    own = model.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in got.state_dict().items() if not k.startswith("phase_head."))
+    assert [n for n, p in got.named_parameters() if p.requires_grad] == [
+        n for n, _ in got.named_parameters() if n.startswith("phase_head.")]
+    with pytest.raises(MaskrtError, match="lacks"):
+        model_for_training(None, ["foam"], 128, str(ckpt), phase_only=True)
+    with pytest.raises(MaskrtError, match="phase-only"):
+        model_for_training(None, ["bubble"], 128, "none", phase_only=True)
+
+
+def test_phase_metrics_pool_pixels_over_images() -> None:
+    stats = {"inter": 30, "union": 40, "void_err": [0.01, 0.03]}
+    m = phase_metrics(stats)
+    assert m["iou"] == pytest.approx(0.75) and m["void_abs_err"] == pytest.approx(0.02) and m["images"] == 2
