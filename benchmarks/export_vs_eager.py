@@ -95,7 +95,7 @@ def _ours(onnx_path: Path, size: int, spin: bool) -> Callable[[np.ndarray], int]
     session = ort_session(onnx_path, threads=2, spin=spin)
 
     def ours(img: np.ndarray) -> int:
-        boxes, _, _, masks, num = session.run(None, {"images": img[None]})
+        boxes, _, _, masks, num = session.run(None, {"images": img[None]})[:5]
         n = int(num[0])
         paste_masks(masks[0, :n], boxes[0, :n], (size, size), 0.5)
         return n

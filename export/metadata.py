@@ -19,6 +19,7 @@ def make_meta(
     score_threshold: float = 0.5,
     mask_threshold: float = 0.5,
     batch_size: int = 1,
+    phase_stride: int = 0,
 ) -> ArtifactMeta:
     """Metadata for an export of a model built from ``recipe`` (a :class:`maskrt.train.models.ModelRecipe`)."""
     return ArtifactMeta(
@@ -34,6 +35,7 @@ def make_meta(
         batch_size=int(batch_size),
         precision=precision,
         metrics=_jsonable(metrics or {}),
+        phase_stride=int(phase_stride),
     )
 
 

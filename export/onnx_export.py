@@ -25,7 +25,7 @@ from torchvision.models.detection import _utils as det_utils
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import poolers
 
-from maskrt.artifact import INPUT_NAME, OUTPUT_NAMES, ArtifactMeta
+from maskrt.artifact import INPUT_NAME, ArtifactMeta
 from maskrt.atomic import atomic_path
 from maskrt.errors import MaskrtError
 from maskrt.export.metadata import set_meta
@@ -143,7 +143,7 @@ def trace_to_onnx(wrapper: ExportWrapper, path: str | Path, batch: int = 1, opse
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
+            output_names=wrapper.output_names,
             do_constant_folding=True,
         )
 

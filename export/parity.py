@@ -33,9 +33,10 @@ class ParityRules:
     score_tol: float = 1e-3
     score_floor: float = 0.1  # compare detections scoring at least this much
     mask_threshold: float = 0.5
+    phase_iou: float = 0.98  # the phase map (when the model has one), thresholded at 0.5
 
 
-FP16_RULES = ParityRules(box_iou=0.95, mask_iou=0.90, score_tol=2e-2)
+FP16_RULES = ParityRules(box_iou=0.95, mask_iou=0.90, score_tol=2e-2, phase_iou=0.95)
 """Looser rules for FP16 models (reported as such)."""
 
 
@@ -52,6 +53,7 @@ class ImageParity:
     min_mask_iou: float = 1.0
     mean_mask_iou: float = 1.0
     max_score_diff: float = 0.0
+    phase_iou: float = 1.0  # of the two phase maps thresholded at 0.5 (1.0: no phase output)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class ParityReport:
             and im.min_box_iou >= r.box_iou
             and im.min_mask_iou >= r.mask_iou
             and im.max_score_diff <= r.score_tol
+            and im.phase_iou >= r.phase_iou
             for im in self.images
         )
 
@@ -86,6 +89,7 @@ class ParityReport:
             "min_mask_iou": min((i.min_mask_iou for i in ims), default=1.0),
             "mean_mask_iou": float(np.mean([i.mean_mask_iou for i in ims])) if ims else 1.0,
             "max_score_diff": max((i.max_score_diff for i in ims), default=0.0),
+            "min_phase_iou": min((i.phase_iou for i in ims), default=1.0),
             "passed": self.passed,
             "rules": asdict(self.rules),
         }
@@ -103,15 +107,24 @@ class ParityReport:
                 why.append(f"mask IoU {im.min_mask_iou:.4f} < {r.mask_iou}")
             if im.max_score_diff > r.score_tol:
                 why.append(f"score diff {im.max_score_diff:.2e} > {r.score_tol}")
+            if im.phase_iou < r.phase_iou:
+                why.append(f"phase map IoU {im.phase_iou:.4f} < {r.phase_iou}")
             if why:
                 out.append(f"image {k}: " + ", ".join(why))
         return out
 
 
+def phase_map_iou(ref: np.ndarray, test: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of two phase maps thresholded at ``threshold`` (1.0 when both are empty)."""
+    a, b = np.asarray(ref) > threshold, np.asarray(test) > threshold
+    union = int(np.count_nonzero(a | b))
+    return float(np.count_nonzero(a & b)) / union if union else 1.0
+
+
 def artifact_dets(outputs: list[np.ndarray] | tuple[Any, ...], hw: tuple[int, int], index: int = 0,
                   mask_threshold: float = 0.5) -> Dets:
     """Valid detections of image ``index`` from the artifact's outputs, masks pasted at ``hw``."""
-    boxes, scores, labels, masks, num = (np.asarray(o) for o in outputs)
+    boxes, scores, labels, masks, num = (np.asarray(o) for o in list(outputs)[:5])  # phase (6th) compared apart
     n = int(num[index])
     b = boxes[index, :n].astype(np.float32)
     return {

@@ -136,7 +136,7 @@ def export_checkpoint(
     size = (int(opts.imgsz), int(opts.imgsz))
     wrapper = ExportWrapper(model, size, opts.max_det, recipe.mean, recipe.std)
     meta = make_meta(recipe, size, opts.max_det, "fp32", ckpt.get("metrics") or {}, opts.score_threshold,
-                     opts.mask_threshold)
+                     opts.mask_threshold, phase_stride=wrapper.phase_stride)
     onnx_path, engine_path = output_paths(checkpoint, opts)
 
     step(f"exporting ONNX ({size[0]}x{size[1]}, max_det {opts.max_det})")

@@ -36,7 +36,7 @@ from maskrt.artifact import (
     INPUT_DTYPE,
     INPUT_NAME,
     OUTPUT_DTYPES,
-    OUTPUT_NAMES,
+    PHASE_OUTPUT,
     ArtifactMeta,
     engine_sidecar,
     sidecar_props,
@@ -69,8 +69,11 @@ def contract_shapes(meta: ArtifactMeta, batch: int | None = None) -> dict[str, l
     b = meta.batch_size if batch is None else batch
     h, w = meta.input_size
     d, m = meta.max_det, meta.mask_size
-    return {INPUT_NAME: [b, h, w, 3], "boxes": [b, d, 4], "scores": [b, d], "labels": [b, d],
-            "masks": [b, d, m, m], "num_dets": [b]}
+    shapes = {INPUT_NAME: [b, h, w, 3], "boxes": [b, d, 4], "scores": [b, d], "labels": [b, d],
+              "masks": [b, d, m, m], "num_dets": [b]}
+    if meta.phase_stride:
+        shapes[PHASE_OUTPUT] = [b, h // meta.phase_stride, w // meta.phase_stride]
+    return shapes
 
 
 @dataclass
@@ -137,7 +140,7 @@ def model_config(
     return TritonModelConfig(
         name=name, platform=platform, max_batch_size=int(max_batch_size),
         inputs=[tensor(INPUT_NAME, INPUT_DTYPE)],
-        outputs=[tensor(n, OUTPUT_DTYPES[n]) for n in OUTPUT_NAMES],
+        outputs=[tensor(n, OUTPUT_DTYPES[n]) for n in meta.output_names],
         parameters=params, instances=int(instances),
         dynamic_batching={"max_queue_delay_microseconds": int(queue_delay_us)} if batched else None,
     )
@@ -395,7 +398,7 @@ def check_config(config: dict[str, Any], meta: ArtifactMeta) -> list[str]:
     problems: list[str] = []
     batched = int(config.get("max_batch_size", 0)) > 0
     shapes = contract_shapes(meta)
-    want = {INPUT_NAME: INPUT_DTYPE, **OUTPUT_DTYPES}
+    want = {INPUT_NAME: INPUT_DTYPE, **{n: OUTPUT_DTYPES[n] for n in meta.output_names}}
     got = {t.get("name"): t for t in [*config.get("input", []), *config.get("output", [])]}
     if [t.get("name") for t in config.get("input", [])] != [INPUT_NAME]:
         problems.append(f"inputs {[t.get('name') for t in config.get('input', [])]}, expected [{INPUT_NAME!r}]")

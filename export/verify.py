@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from maskrt.export.eager import run_eager
-from maskrt.export.parity import ParityReport, ParityRules, artifact_dets, compare
+from maskrt.export.parity import ParityReport, ParityRules, artifact_dets, compare, phase_map_iou
 from maskrt.export.wrapper import ExportWrapper
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,12 @@ def check_parity(
     agree = ParityReport(rules) if eager else None
     for k, image in enumerate(images):
         hw = (int(image.shape[0]), int(image.shape[1]))
-        test = artifact_dets(run_ort(session, image), hw, mask_threshold=rules.mask_threshold)
-        ref = artifact_dets(run_wrapper(wrapper, image), hw, mask_threshold=rules.mask_threshold)
+        test_out, ref_out = run_ort(session, image), run_wrapper(wrapper, image)
+        test = artifact_dets(test_out, hw, mask_threshold=rules.mask_threshold)
+        ref = artifact_dets(ref_out, hw, mask_threshold=rules.mask_threshold)
         gate.images.append(compare(ref, test, rules, wrapper.max_det))
+        if len(ref_out) > 5 and len(test_out) > 5:  # the phase map: ONNX Runtime against the wrapper
+            gate.images[-1].phase_iou = phase_map_iou(ref_out[5], test_out[5])
         if agree is not None:
             eager_dets = run_eager(wrapper.model, image, rules.mask_threshold)
             agree.images.append(compare(eager_dets, test, rules, wrapper.max_det))

@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 
+from maskrt.artifact import OUTPUT_NAMES, PHASE_OUTPUT
 from maskrt.errors import MaskrtError
 from maskrt.train.models import set_input_size, set_max_det
 
@@ -37,6 +38,9 @@ class ExportWrapper(nn.Module):
     Example:
         >>> wrapper = ExportWrapper(model, (512, 512), max_det=100, mean=recipe.mean, std=recipe.std)
         >>> boxes, scores, labels, masks, num_dets = wrapper(torch.zeros(1, 512, 512, 3, dtype=torch.uint8))
+
+    A model with a phase head (:mod:`maskrt.train.phase`) returns a sixth output, ``phase``: the
+    dispersed-phase probabilities ``[B, H/4, W/4]`` of the letterboxed input.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class ExportWrapper(nn.Module):
         if not 1 <= max_det < 3840:  # TensorRT's TopK limit
             raise MaskrtError(f"max_det {max_det} must be between 1 and 3839; pass e.g. --max-det 100")
         self.model = model.eval()
+        self.has_phase = hasattr(model, "phase_head")
         self.input_size = (h, w)
         self.max_det = int(max_det)
         set_max_det(self.model, self.max_det)  # dense max_det: the proposals to fill it, as in training
@@ -75,8 +80,20 @@ class ExportWrapper(nn.Module):
         x = torch.flip(x, dims=[1])  # BGR -> RGB
         return x * self.scale + self.shift
 
+    @property
+    def output_names(self) -> list[str]:
+        """The graph's outputs, in the order :meth:`forward` returns them."""
+        return list(OUTPUT_NAMES) + ([PHASE_OUTPUT] if self.has_phase else [])
+
+    @property
+    def phase_stride(self) -> int:
+        """Stride of the ``phase`` output (0: none)."""
+        from maskrt.train.phase import PHASE_STRIDE
+
+        return PHASE_STRIDE if self.has_phase else 0
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Run detection; returns ``(boxes, scores, labels, masks, num_dets)`` as in :mod:`maskrt.artifact`."""
+        """Run detection; returns ``(boxes, scores, labels, masks, num_dets[, phase])`` as in :mod:`maskrt.artifact`."""
         x = self.preprocess(images)
         batch = int(x.shape[0])
         sizes = [self.input_size] * batch
@@ -85,7 +102,10 @@ class ExportWrapper(nn.Module):
         proposals, _ = self.model.rpn(image_list, features)
         detections, _ = self.model.roi_heads(features, proposals, sizes)
         outs = [self._pad(d) for d in detections]
-        return tuple(torch.stack([o[i] for o in outs]) for i in range(5))
+        result = tuple(torch.stack([o[i] for o in outs]) for i in range(5))
+        if self.has_phase:
+            result += (torch.sigmoid(self.model.phase_head(features["0"])),)
+        return result
 
     def _pad(self, det: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Pad one image's N detections to ``max_det`` rows with static shapes."""

@@ -1,0 +1,81 @@
+"""A model with a phase head exports a sixth, static ``phase`` output that ONNX Runtime computes as PyTorch does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from maskrt.artifact import ArtifactMeta
+from maskrt.export.check import check_model
+from maskrt.export.metadata import make_meta, read_meta
+from maskrt.export.onnx_export import export_onnx
+from maskrt.export.parity import ParityRules
+from maskrt.export.scenes import synthetic_scenes
+from maskrt.export.triton import check_config, model_config
+from maskrt.export.verify import check_parity, run_wrapper
+from maskrt.export.wrapper import ExportWrapper
+from maskrt.train.models import ModelRecipe
+
+from .conftest import MAX_DET, SIZE, detecting_model
+
+
+def _phase_export(tmp_path: Path) -> tuple[Path, ExportWrapper]:
+    recipe = ModelRecipe(arch="lite", classes=["bubble", "drop"], image_size=SIZE, phase=True)
+    model = detecting_model(recipe)
+    wrapper = ExportWrapper(model, (SIZE, SIZE), MAX_DET, recipe.mean, recipe.std)
+    with torch.no_grad():  # a map with structure (random weights give a near-constant one): sharpen, centre
+        last = model.phase_head.block[-1]
+        last.weight.mul_(100)
+        last.bias.zero_()
+        p = run_wrapper(wrapper, synthetic_scenes(1, (SIZE, SIZE), seed=5)[0].image)[5].clip(1e-6, 1 - 1e-6)
+        last.bias.sub_(float(np.median(np.log(p / (1 - p)))))
+    meta = make_meta(recipe, (SIZE, SIZE), MAX_DET, phase_stride=wrapper.phase_stride)
+    path = tmp_path / "phase.onnx"
+    export_onnx(wrapper, meta, path)
+    return path, wrapper
+
+
+def test_phase_output_is_static_described_and_equal_to_pytorch(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    path, wrapper = _phase_export(tmp_path)
+    meta = read_meta(path)
+    assert meta.phase_stride == 4 and meta.output_names[-1] == "phase"
+    graph = onnx.load(str(path)).graph
+    out = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.output}
+    assert out["phase"] == [1, SIZE // 4, SIZE // 4]
+    assert check_model(path) == []  # static and TensorRT-friendly, like the rest of the graph
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(meta.output_names)
+    images = [s.image for s in synthetic_scenes(2, (SIZE, SIZE), seed=5)]
+    for image in images:
+        got = session.run(["phase"], {"images": image[None]})[0]
+        ref = run_wrapper(wrapper, image)[5]
+        assert got.dtype == np.float32 and 0.0 <= got.min() and got.max() <= 1.0
+        assert np.abs(got - ref).max() < 1e-4
+        assert 0.0 < (got > 0.5).mean() < 1.0  # not a constant map
+    gate, _ = check_parity(path, wrapper, images, ParityRules(), eager=False)
+    assert gate.passed and gate.summary()["min_phase_iou"] > 0.99
+
+
+def test_phase_metadata_round_trips_and_old_artifacts_have_no_phase() -> None:
+    with_phase = ArtifactMeta(arch="lite", class_names=["b"], input_size=(64, 64), phase_stride=4)
+    assert ArtifactMeta.from_props(with_phase.to_props()).output_names[-1] == "phase"
+    plain = ArtifactMeta(arch="lite", class_names=["b"], input_size=(64, 64))
+    assert "maskrt.phase_stride" not in plain.to_props()  # files stay byte-identical for models without it
+    assert ArtifactMeta.from_props(plain.to_props()).output_names == (
+        "boxes", "scores", "labels", "masks", "num_dets")
+
+
+def test_triton_config_carries_the_phase_output() -> None:
+    meta = ArtifactMeta(arch="lite", class_names=["b"], input_size=(64, 64), phase_stride=4)
+    config = model_config("m", meta, "onnxruntime_onnx").as_dict()
+    phase = [o for o in config["output"] if o["name"] == "phase"]
+    assert phase and phase[0]["dims"] == [1, 16, 16]
+    assert check_config(config, meta) == []
+    config["output"] = [o for o in config["output"] if o["name"] != "phase"]
+    assert any("phase" in p for p in check_config(config, meta))
