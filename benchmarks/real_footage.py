@@ -11,6 +11,8 @@ The real data (``../shared/data/boiling-bottom-videosam``: 256x256 bottom-view p
   (predictions that match a smaller component, or are themselves smaller and match nothing, are
   ignored rather than counted as false positives: the ground truth does not list them);
 - whole-frame latency p50 (preprocess + inference + postprocess) and detections per frame;
+- for a model with a phase output (``maskrt.train.phase``): union IoU and void fraction of its per-pixel
+  phase map as well, beside those of the instance masks;
 - with ``--ceiling``: the same union IoU when the ground-truth components themselves are sampled
   through an M x M box mask (as the mask head's training targets are) and pasted back with the
   runtime's paste, for M = 28 and 56: the best any Mask R-CNN with that mask size can do.
@@ -66,6 +68,10 @@ class BlockScore:
     detections_per_frame: float = 0.0
     latency_p50_ms: float = 0.0
     ceiling: dict[str, float] = field(default_factory=dict)
+    # the model's per-pixel phase map (models with a phase output; None otherwise), thresholded at 0.5
+    phase_union_iou: float | None = None
+    phase_void_pred: float | None = None
+    phase_void_abs_err: float | None = None
 
 
 def frame_number(path: Path) -> int:
@@ -182,6 +188,8 @@ def score_block(
     tp = fp = fn = 0
     ceil_inter: dict[int, int] = {28: 0, 56: 0}
     ceil_union: dict[int, int] = {28: 0, 56: 0}
+    ph_inter = ph_union = 0
+    ph_void: list[float] = []
     for _, img, gt in frames:
         t0 = time.perf_counter()
         inst = segment(img)
@@ -194,6 +202,11 @@ def score_block(
         ious.append(i / u if u else 1.0)
         void_t.append(gt.mean())
         void_p.append(pred.mean())
+        phase = getattr(inst, "phase", None)
+        if phase is not None:
+            ph = np.asarray(phase) > 0.5
+            ph_inter, ph_union = ph_inter + int((ph & gt).sum()), ph_union + int((ph | gt).sum())
+            ph_void.append(float(ph.mean()))
         labels, areas = components(gt)
         a, b, c = match_instances(inst.regions, inst.crops, inst.scores, labels, areas, min_area)
         tp, fp, fn = tp + a, fp + b, fn + c
@@ -222,6 +235,10 @@ def score_block(
     )
     if ceiling:
         s.ceiling = {f"union_iou_m{m}": ceil_inter[m] / max(ceil_union[m], 1) for m in ceil_inter}
+    if ph_void:
+        s.phase_union_iou = ph_inter / max(ph_union, 1)
+        s.phase_void_pred = float(np.mean(ph_void))
+        s.phase_void_abs_err = float(np.mean(np.abs(np.subtract(ph_void, void_t))))
     return s
 
 
@@ -291,6 +308,13 @@ def markdown(scores: list[BlockScore], model: str, machine: str) -> str:
             f"{s.void_abs_err:.3f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | "
             f"{s.gt_instances_per_frame:.0f} | {s.detections_per_frame:.0f} | {s.latency_p50_ms:.0f} |"
         )
+    if any(s.phase_union_iou is not None for s in scores):
+        lines += ["", "Phase map (the model's per-pixel output, thresholded at 0.5):", "",
+                  "| regime | union IoU | void fraction true / pred | abs. error |", "|---|---|---|---|"]
+        for s in scores:
+            if s.phase_union_iou is not None:
+                lines.append(f"| {s.regime} | {s.phase_union_iou:.3f} | {s.void_true:.3f} / {s.phase_void_pred:.3f} | "
+                             f"{s.phase_void_abs_err:.3f} |")
     if any(s.ceiling for s in scores):
         lines += ["", "| regime | union IoU ceiling, 28x28 masks | 56x56 masks |", "|---|---|---|"]
         for s in scores:

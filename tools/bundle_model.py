@@ -174,6 +174,13 @@ def _real_rows(blocks: list[dict[str, Any]]) -> list[str]:
             f"{b['void_abs_err']:.3f} | {b['precision']:.3f} | {b['recall']:.3f} | {b['f1']:.3f} | "
             f"{b['gt_instances_per_frame']:.0f} | {b['detections_per_frame']:.0f} | {b['latency_p50_ms']:.0f} |"
         )
+    phase = [b for b in blocks if b.get("phase_union_iou") is not None]
+    if phase:
+        rows += ["", ("The model's per-pixel phase map (the artifact's `phase` output, thresholded at 0.5; the runtime's "
+                      "`void_fraction` comes from it), on the same frames:"), "",
+                 "| regime (frames) | union IoU | void fraction true / predicted | abs. error |", "|---|---|---|---|"]
+        rows += [f"| {b['regime']} | {b['phase_union_iou']:.3f} | {b['void_true']:.3f} / {b['phase_void_pred']:.3f} | "
+                 f"{b['phase_void_abs_err']:.3f} |" for b in phase]
     return [*rows, ""]
 
 
