@@ -1,18 +1,60 @@
 """What the stages are asked to do, each option's default written once, where the CLI can read it.
 
-:class:`MaskOptions`: how mask images become instances (``maskrt train``, ``convert`` and ``data check``). It
-lives here, outside ``maskrt.train``, because the CLI declares its options with these defaults and may not
-import that package before a training or data command runs (``maskrt run`` works where it cannot be imported).
-Nothing here imports torch, numpy or OpenCV. ``maskrt.train.data.masks`` re-exports it.
+:class:`TrainConfig` (``maskrt train``) and :class:`MaskOptions` (how mask images become instances:
+``maskrt train``, ``convert`` and ``data check``) live here, outside ``maskrt.train``, because the CLI declares
+its options with these defaults and may not import that package before a training or data command runs
+(``maskrt run`` works where it cannot be imported). Nothing here imports torch, numpy or OpenCV. The stage
+re-exports them where they are used: ``maskrt.train.config`` (and ``maskrt.train.trainer``) and
+``maskrt.train.data.masks``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from maskrt.errors import MaskrtError
 
 MASK_KINDS = ("auto", "binary", "labels", "instances")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs (the CLI's options). ``epochs`` or ``iters`` sets the length."""
+
+    data: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    val_split: float = 0.1
+    arch: str | None = None
+    imgsz: int = 512
+    epochs: int | None = None
+    iters: int | None = None
+    batch: int = 4
+    lr: float | None = None
+    optimizer: str = "sgd"
+    schedule: str = "cosine"
+    warmup: int | None = None
+    weight_decay: float | None = None
+    clip_grad: float = 10.0
+    workers: int = 2
+    device: str = "auto"
+    amp: bool = False
+    out: str = "runs/train"
+    resume: bool = False
+    augment: str = "default"
+    weights: str = "none"
+    phase: bool = False  # add the per-pixel phase head (maskrt.train.phase)
+    phase_only: bool = False  # train only the phase head of --weights; everything else stays as loaded
+    seed: int = 0
+    save_every: int = 50
+    eval_every: int | None = None
+    log_every: int = 10
+    deterministic: bool = False
+    progress: bool = True
+    masks: dict[str, Any] = field(default_factory=dict)  # mask-image options (MaskOptions.as_dict)
+
+    def default_lr(self) -> float:
+        return self.lr if self.lr is not None else (0.02 if self.optimizer == "sgd" else 1e-3)
 
 
 @dataclass(frozen=True)
@@ -119,4 +161,4 @@ def parse_classes(text: str | None) -> dict[int, str] | None:
     return out or None
 
 
-__all__ = ["MASK_KINDS", "MaskOptions", "parse_classes"]
+__all__ = ["MASK_KINDS", "MaskOptions", "TrainConfig", "parse_classes"]

@@ -10,9 +10,10 @@ import typer
 from maskrt.cli.app import app
 from maskrt.cli.data import with_mask_options
 from maskrt.errors import MaskrtError
+from maskrt.options import TrainConfig
 
-# The options' defaults are TrainConfig's (tests/train/test_cli_defaults.py holds them equal): they are written
-# out here because the CLI may not import maskrt.train until a training command runs (maskrt run works without it).
+_DEFAULTS = TrainConfig()
+"""Every option's default is the TrainConfig field's (``--no-progress``: not ``progress``)."""
 SET_HERE = {"data", "val", "out", "progress", "masks"}
 """TrainConfig fields the command converts from its options; the others are options of the same name (or, like
 weight_decay and log_every, not options at all: they keep their defaults)."""
@@ -36,65 +37,69 @@ def train(
     )] = None,
     val_split: Annotated[float, typer.Option(
         help="Fraction of --data held out for validation when --val is absent (0: no validation).",
-    )] = 0.1,
+    )] = _DEFAULTS.val_split,
     arch: Annotated[str | None, typer.Option(
         help="Preset: lite, mbv3-fpn, r50-fpn, r50-fpn-v2 (default: the --weights checkpoint's, else lite).",
-    )] = None,
-    imgsz: Annotated[int, typer.Option(help="Input size: the longer image side the model sees.")] = 512,
+    )] = _DEFAULTS.arch,
+    imgsz: Annotated[int, typer.Option(
+        help="Input size: the longer image side the model sees.",
+    )] = _DEFAULTS.imgsz,
     epochs: Annotated[int | None, typer.Option(
         help="Training length in passes over the data (default 12).",
-    )] = None,
+    )] = _DEFAULTS.epochs,
     iters: Annotated[int | None, typer.Option(
         help="Training length in iterations (instead of --epochs).",
-    )] = None,
-    batch: Annotated[int, typer.Option(help="Images per batch (per process under torchrun).")] = 4,
+    )] = _DEFAULTS.iters,
+    batch: Annotated[int, typer.Option(
+        help="Images per batch (per process under torchrun).",
+    )] = _DEFAULTS.batch,
     lr: Annotated[float | None, typer.Option(
         help="Peak learning rate (default: 0.02 for sgd, 0.001 for adamw).",
-    )] = None,
-    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
+    )] = _DEFAULTS.lr,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = _DEFAULTS.optimizer,
     schedule: Annotated[str, typer.Option(
         help="cosine, step or constant (after the linear warm-up).",
-    )] = "cosine",
+    )] = _DEFAULTS.schedule,
     warmup: Annotated[int | None, typer.Option(
         help="Warm-up iterations (default: 10% of the run, at most 300).",
-    )] = None,
-    clip_grad: Annotated[float, typer.Option(help="Gradient-norm clipping (0: off).")] = 10.0,
-    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = False,
+    )] = _DEFAULTS.warmup,
+    clip_grad: Annotated[float, typer.Option(help="Gradient-norm clipping (0: off).")] = _DEFAULTS.clip_grad,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = _DEFAULTS.workers,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = _DEFAULTS.device,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = _DEFAULTS.amp,
     out: Annotated[Path, typer.Option(
         help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png.",
-    )] = Path("runs/train"),
+    )] = Path(_DEFAULTS.out),
     resume: Annotated[bool, typer.Option(
         "--resume",
         help="Continue the run in --out from its last.pt.",
-    )] = False,
+    )] = _DEFAULTS.resume,
     augment: Annotated[str, typer.Option(
         help="Augmentation: none|light|default|heavy, then key=value "
         "overrides, e.g. 'default,rotate=20,scale=0.5:2,noise=0' (keys: hflip vflip "
         "rot90 rotate scale brightness contrast gamma blur noise).",
-    )] = "default",
+    )] = _DEFAULTS.augment,
     weights: Annotated[str, typer.Option(
         help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
         "(bundled), or a checkpoint / torchvision state-dict path.",
-    )] = "none",
+    )] = _DEFAULTS.weights,
     seed: Annotated[int, typer.Option(
         help="Random seed (data order, augmentation, initialisation).",
-    )] = 0,
+    )] = _DEFAULTS.seed,
     save_every: Annotated[int, typer.Option(
         help="Write last.pt every N iterations (and at the end).",
-    )] = 50,
+    )] = _DEFAULTS.save_every,
     eval_every: Annotated[int | None, typer.Option(
         help="Validate every N iterations (default: every epoch, at most 10 times, and at the end).",
-    )] = None,
+    )] = _DEFAULTS.eval_every,
     deterministic: Annotated[bool, typer.Option(
         "--deterministic",
         help="Deterministic cuDNN kernels (slower).",
-    )] = False,
+    )] = _DEFAULTS.deterministic,
     no_progress: Annotated[bool, typer.Option(
         "--no-progress",
         help="No progress bar (for logs).",
-    )] = False,
+    )] = not _DEFAULTS.progress,
     masks: dict[str, object] | None = None,
 ) -> None:
     """Train Mask R-CNN; checkpoints hold everything export needs (weights + recipe + classes)."""
@@ -102,7 +107,6 @@ def train(
     from dataclasses import fields
 
     from maskrt.paths import check_writable, refuse_overwriting_inputs
-    from maskrt.train.config import TrainConfig
     from maskrt.train.trainer import train as run_training
 
     check_writable(out, kind="folder", option="--out")

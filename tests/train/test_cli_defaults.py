@@ -1,9 +1,10 @@
-"""`maskrt train`'s options have TrainConfig's defaults and the mask options MaskOptions'; each run option has a flag.
+"""`maskrt train`'s options take TrainConfig's defaults and the mask options MaskOptions'; each run option has a flag.
 
-The mask options of train, convert and data check take their defaults from MaskOptions (``maskrt.options``,
-which the CLI imports without maskrt.train); train's own options still write TrainConfig's out (the CLI may not
-import maskrt.train before a training command runs). These tests hold every default to its field's, so that a
-default written out with another value fails.
+Each default is written once, in its dataclass, and the CLI reads it from there: ``maskrt.options`` imports
+neither torch nor maskrt.train, so the CLI starts without them. These tests hold every option's default to its
+field's, so that a default written out again in the CLI with another value fails here. Export's, run's and
+predict's options are held to theirs in tests/export/test_cli.py, tests/stream/test_cli_run.py and
+tests/runtime/test_predict_cli.py.
 """
 
 from __future__ import annotations
