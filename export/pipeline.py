@@ -16,42 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from maskrt.errors import MaskrtError
+from maskrt.options import ExportOptions  # declared torch-free for the CLI
 from maskrt.runtime.backends.formats import ENGINE_SUFFIXES, MODEL_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "engine", "all", "triton")
-
-
-@dataclass
-class ExportOptions:
-    """What to export and how to verify it (the CLI's options)."""
-
-    imgsz: int = 512
-    max_det: int = 100
-    fmt: str = "onnx"
-    half: bool = False
-    simplify: bool = True
-    out: Path | None = None
-    data: Path | None = None
-    parity_images: int = 4
-    parity: bool = True
-    score_threshold: float = 0.5
-    mask_threshold: float = 0.5
-    workspace_gb: float = 4.0
-    threads: int = 2
-    int8: bool = False
-    """Write an INT8 Q/DQ model (:mod:`maskrt.export.int8`) calibrated on ``calib``."""
-    calib: str | None = None
-    """Calibration images: a folder, a glob or a dataset (default: synthetic scenes)."""
-    calib_images: int = 32
-    calib_method: str = "minmax-average"
-    heldout_images: int = 20
-    """Held-out synthetic scenes on which the INT8 report scores mask AP50 before and after (0: skip)."""
-    triton_name: str | None = None
-    """``fmt="triton"``: the model's name on the server (default: the source's file stem)."""
-    triton_instances: int = 1
-    """``fmt="triton"``: model instances Triton runs concurrently (``instance_group`` count)."""
 
 
 @dataclass

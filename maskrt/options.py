@@ -1,16 +1,18 @@
 """What the stages are asked to do, each option's default written once, where the CLI can read it.
 
-:class:`TrainConfig` (``maskrt train``) and :class:`MaskOptions` (how mask images become instances:
-``maskrt train``, ``convert`` and ``data check``) live here, outside ``maskrt.train``, because the CLI declares
-its options with these defaults and may not import that package before a training or data command runs
-(``maskrt run`` works where it cannot be imported). Nothing here imports torch, numpy or OpenCV. The stage
-re-exports them where they are used: ``maskrt.train.config`` (and ``maskrt.train.trainer``) and
-``maskrt.train.data.masks``.
+:class:`TrainConfig` (``maskrt train``), :class:`MaskOptions` (how mask images become instances:
+``maskrt train``, ``convert`` and ``data check``) and :class:`ExportOptions` (``maskrt export``) live here,
+outside ``maskrt.train`` and ``maskrt.export``, because the CLI declares its options with these defaults and
+may not import those packages before a training, data or export command runs (``maskrt run`` works where
+neither can be imported). Nothing here imports torch, numpy or OpenCV. The stages re-export them where they
+are used: ``maskrt.train.config`` (and ``maskrt.train.trainer``), ``maskrt.train.data.masks`` and
+``maskrt.export.pipeline``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from maskrt.errors import MaskrtError
@@ -161,4 +163,35 @@ def parse_classes(text: str | None) -> dict[int, str] | None:
     return out or None
 
 
-__all__ = ["MASK_KINDS", "MaskOptions", "TrainConfig", "parse_classes"]
+@dataclass
+class ExportOptions:
+    """What to export and how to verify it (the CLI's options)."""
+
+    imgsz: int = 512
+    max_det: int = 100
+    fmt: str = "onnx"
+    half: bool = False
+    simplify: bool = True
+    out: Path | None = None
+    data: Path | None = None
+    parity_images: int = 4
+    parity: bool = True
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    workspace_gb: float = 4.0
+    threads: int = 2
+    int8: bool = False
+    """Write an INT8 Q/DQ model (:mod:`maskrt.export.int8`) calibrated on ``calib``."""
+    calib: str | None = None
+    """Calibration images: a folder, a glob or a dataset (default: synthetic scenes)."""
+    calib_images: int = 32
+    calib_method: str = "minmax-average"
+    heldout_images: int = 20
+    """Held-out synthetic scenes on which the INT8 report scores mask AP50 before and after (0: skip)."""
+    triton_name: str | None = None
+    """``fmt="triton"``: the model's name on the server (default: the source's file stem)."""
+    triton_instances: int = 1
+    """``fmt="triton"``: model instances Triton runs concurrently (``instance_group`` count)."""
+
+
+__all__ = ["MASK_KINDS", "ExportOptions", "MaskOptions", "TrainConfig", "parse_classes"]

@@ -9,6 +9,10 @@ import typer
 
 from maskrt.cli.app import app
 from maskrt.errors import MaskrtError
+from maskrt.options import ExportOptions
+
+_DEFAULTS = ExportOptions()
+"""Every option's default is the ExportOptions field's."""
 
 
 @app.command()
@@ -22,67 +26,76 @@ def export(
         "-f",
         help="onnx | engine | all (engine builds from the ONNX) | "
                             "triton (a Triton model repository folder: --out model_repository/).",
-    )] = "onnx",
+    )] = _DEFAULTS.fmt,
     name: Annotated[str | None, typer.Option(
         "--name",
         help="--format triton: the model's name on the server "
                                     "(default: the file stem).",
-    )] = None,
+    )] = _DEFAULTS.triton_name,
     instances: Annotated[int, typer.Option(
         "--instances",
         help="--format triton: concurrent model instances.",
-    )] = 1,
-    imgsz: Annotated[int, typer.Option("--imgsz", help="Fixed square input size (multiple of 32).")] = 512,
+    )] = _DEFAULTS.triton_instances,
+    imgsz: Annotated[int, typer.Option(
+        "--imgsz",
+        help="Fixed square input size (multiple of 32).",
+    )] = _DEFAULTS.imgsz,
     max_det: Annotated[int, typer.Option(
         "--max-det",
         help="Detections per image in the fixed-shape outputs.",
-    )] = 100,
+    )] = _DEFAULTS.max_det,
     half: Annotated[bool, typer.Option(
         "--half",
         help="FP16 model (heavy layers FP16; box geometry, NMS FP32).",
-    )] = False,
+    )] = _DEFAULTS.half,
     int8: Annotated[bool, typer.Option(
         "--int8",
         help="INT8 Q/DQ model (backbone/FPN/RPN/heads INT8; box decoding, "
                               "NMS inputs, mask logits FP32) for ONNX Runtime, OpenVINO and TensorRT.",
-    )] = False,
+    )] = _DEFAULTS.int8,
     calib: Annotated[str | None, typer.Option(
         "--calib",
         help="INT8 calibration images: a folder, a glob or a dataset "
                                      "(default: synthetic scenes).",
-    )] = None,
+    )] = _DEFAULTS.calib,
     calib_images: Annotated[int, typer.Option(
         "--calib-images",
         help="Number of INT8 calibration images.",
-    )] = 32,
+    )] = _DEFAULTS.calib_images,
     heldout: Annotated[int, typer.Option(
         "--int8-heldout",
         help="Held-out synthetic scenes scoring mask AP50 before "
                                 "and after INT8 (0: skip).",
-    )] = 20,
+    )] = _DEFAULTS.heldout_images,
     simplify: Annotated[bool, typer.Option(
         "--simplify/--no-simplify",
         help="Simplify with onnxslim if smaller.",
-    )] = True,
+    )] = _DEFAULTS.simplify,
     out: Annotated[Path | None, typer.Option(
         "--out",
         "-o",
         help="Output file (.onnx/.engine) or stem.",
-    )] = None,
+    )] = _DEFAULTS.out,
     data: Annotated[Path | None, typer.Option(
         "--data",
         help="Folder of images for the parity check.",
-    )] = None,
+    )] = _DEFAULTS.data,
     parity: Annotated[bool, typer.Option(
         "--parity/--no-parity",
         help="Compare with PyTorch on a few images.",
-    )] = True,
-    parity_images: Annotated[int, typer.Option("--parity-images", help="Number of parity images.")] = 4,
+    )] = _DEFAULTS.parity,
+    parity_images: Annotated[int, typer.Option(
+        "--parity-images",
+        help="Number of parity images.",
+    )] = _DEFAULTS.parity_images,
     score_threshold: Annotated[float, typer.Option(
         "--conf",
         help="Default score threshold stored for the runtime.",
-    )] = 0.5,
-    workspace: Annotated[float, typer.Option("--workspace", help="TensorRT workspace limit in GiB.")] = 4.0,
+    )] = _DEFAULTS.score_threshold,
+    workspace: Annotated[float, typer.Option(
+        "--workspace",
+        help="TensorRT workspace limit in GiB.",
+    )] = _DEFAULTS.workspace_gb,
     check: Annotated[Path | None, typer.Option(
         "--check",
         help="Only check this ONNX file for TensorRT.",
@@ -99,7 +112,7 @@ def export(
         raise MaskrtError("pass a checkpoint to export (`maskrt export runs/train/best.pt`) or --check model.onnx")
     from rich.console import Console
 
-    from maskrt.export.pipeline import ExportOptions, export_checkpoint
+    from maskrt.export.pipeline import export_checkpoint
 
     opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,

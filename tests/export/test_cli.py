@@ -73,3 +73,21 @@ def test_check_reports_problems_with_exit_2(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "Unique" in captured.out and "dynamic-shape" in captured.out
     assert "2 TensorRT-compatibility problems" in captured.err
+
+
+def test_option_defaults_are_export_options() -> None:
+    """Every option that is an ExportOptions field (some by another name) has the field's default."""
+    from dataclasses import fields
+
+    import typer.main
+
+    from maskrt.cli import app
+    from maskrt.export.pipeline import ExportOptions
+
+    command = typer.main.get_command(app).commands["export"]  # type: ignore[attr-defined]
+    renamed = {"name": "triton_name", "instances": "triton_instances", "heldout": "heldout_images",
+               "workspace": "workspace_gb"}
+    by_field = {renamed.get(p.name, p.name): p.default for p in command.params if p.name not in ("checkpoint", "check")}
+    defaults = ExportOptions()
+    assert by_field == {name: getattr(defaults, name) for name in by_field}
+    assert {f.name for f in fields(ExportOptions)} - set(by_field) == {"mask_threshold", "threads", "calib_method"}
