@@ -83,6 +83,16 @@ def train(
         help="Start from: none, imagenet, coco (r50 presets), bubbles-lite "
         "(bundled), or a checkpoint / torchvision state-dict path.",
     )] = _DEFAULTS.weights,
+    phase: Annotated[bool, typer.Option(
+        "--phase",
+        help="Add a per-pixel phase head (stride-4 map of the dispersed phase: void fraction, merged patches), "
+        "trained from the union of the instance masks with the rest of the model.",
+    )] = _DEFAULTS.phase,
+    phase_only: Annotated[bool, typer.Option(
+        "--phase-only",
+        help="Train only the phase head of the --weights checkpoint (added if it has none): every other weight "
+        "and statistic stays exactly as loaded, so its instances do not change.",
+    )] = _DEFAULTS.phase_only,
     seed: Annotated[int, typer.Option(
         help="Random seed (data order, augmentation, initialisation).",
     )] = _DEFAULTS.seed,
@@ -136,6 +146,7 @@ def train(
         typer.echo(
             f"validation: mask AP {m['segm']['AP']:.3f} AP50 {m['segm']['AP50']:.3f} | "
             f"box AP {m['bbox']['AP']:.3f} AP50 {m['bbox']['AP50']:.3f}"
+            + (f" | phase map IoU {m['phase']['iou']:.3f}" if "phase" in m else "")
         )
     typer.echo(f"checkpoints: {result.last}" + (f", {result.best}" if result.best else ""))
     if result.curves:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,7 +68,7 @@ def test_phase_only_training_learns_the_map_and_changes_nothing_else() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.6 * first
+    assert float(loss.detach()) < 0.6 * first
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed and all(k.startswith("phase_head.") for k in changed)  # BatchNorm statistics included
@@ -117,3 +118,31 @@ def test_phase_metrics_pool_pixels_over_images() -> None:
     stats = {"inter": 30, "union": 40, "void_err": [0.01, 0.03]}
     m = phase_metrics(stats)
     assert m["iou"] == pytest.approx(0.75) and m["void_abs_err"] == pytest.approx(0.02) and m["images"] == 2
+
+
+def test_cli_phase_only_run_keeps_the_instances_and_exports_the_map(
+    tiny_run: Path, shapes_coco: Path, shapes_val: Path, tmp_path: Path
+) -> None:
+    """`maskrt train --phase-only` on a trained run, then its export: the same detections plus a phase output."""
+    from maskrt.cli import main
+    from maskrt.train.checkpoint import safe_load
+
+    out = tmp_path / "phase"
+    code = main(["train", "--data", str(shapes_coco), "--val", str(shapes_val), "--weights", str(tiny_run / "last.pt"),
+                 "--phase-only", "--imgsz", "128", "--iters", "4", "--batch", "2", "--workers", "0",
+                 "--optimizer", "adamw", "--lr", "0.003", "--out", str(out), "--no-progress"])
+    assert code == 0
+    src, got = safe_load(tiny_run / "last.pt")["model"], safe_load(out / "last.pt")
+    assert got["recipe"]["phase"] is True
+    assert all(torch.equal(v, src[k]) for k, v in got["model"].items() if not k.startswith("phase_head."))
+    assert "phase" in got["metrics"] and 0.0 <= got["metrics"]["phase"]["iou"] <= 1.0
+
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(out / "last.pt"), "--imgsz", "128", "--out", str(onnx_path), "--no-parity"]) == 0
+    from maskrt.runtime import Segmenter
+
+    frame = np.zeros((100, 128, 3), np.uint8)
+    with Segmenter(onnx_path, conf=0.05) as seg:
+        inst = seg(frame)
+    assert inst.phase is not None and inst.phase.shape == (100, 128)
+    assert 0.0 <= inst.void_fraction() <= 1.0
