@@ -184,11 +184,6 @@ def _real_rows(blocks: list[dict[str, Any]]) -> list[str]:
     return [*rows, ""]
 
 
-def recipe_phase(card: dict[str, Any]) -> bool:
-    """Whether the bundled checkpoint has a phase head."""
-    return bool(card.get("phase"))
-
-
 def _ap(m: dict[str, Any] | None, kind: str, key: str) -> str:
     return f"{m[kind][key]:.3f}" if m and kind in m else "-"
 
@@ -220,7 +215,7 @@ def render_card(card: dict[str, Any]) -> str:
            "instance, which gives void fraction and merged vapour patches directly) was trained alone on the frozen "
            "model, on real bottom-view pool-boiling frames outside the held-out blocks, the real Taylor-bubble train "
            "split and synthetic scenes, so the instances and their synthetic scores are the synthetic model's"
-           if recipe_phase(card) else "")
+           if card.get("phase") else "")
         + ". Classes: "
         + ", ".join(f"`{c}`" for c in card["classes"]) + ".",
         "",

@@ -86,11 +86,16 @@ def predict(
 
 
 def _add_phase(stats: dict[str, Any], prob: torch.Tensor, view: Any, idx: int) -> None:
-    """Accumulate one image's phase-map intersection, union and void fractions against its instance masks."""
-    _, target = view[idx]
+    """Accumulate one image's phase-map intersection, union and void fractions against its instance masks.
+
+    The truth is drawn from the annotations at the map's (the image's) size: the image is not decoded again.
+    """
     pred = (prob > 0.5).cpu()
-    masks = target["masks"]
-    truth = masks.amax(dim=0).bool() if masks.numel() else torch.zeros_like(pred)
+    h, w = int(pred.shape[0]), int(pred.shape[1])
+    union = np.zeros((h, w), dtype=bool)
+    for a in view.dataset.images[idx].annotations:
+        union |= a.mask(h, w).astype(bool)
+    truth = torch.from_numpy(union)
     stats.setdefault("inter", 0)
     stats.setdefault("union", 0)
     stats.setdefault("void_err", []).append(abs(float(pred.float().mean()) - float(truth.float().mean())))

@@ -247,7 +247,7 @@ def _run(
     else:
         recipe, model = model_for_training(
             cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds),
-            phase=cfg.phase or cfg.phase_only, phase_only=cfg.phase_only,
+            phase=cfg.phase, phase_only=cfg.phase_only,
         )
     cfg.arch = recipe.arch
     model.to(device)
