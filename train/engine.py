@@ -8,12 +8,35 @@ warm-up + cosine/step schedule, stepped per iteration.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 from maskrt.errors import MaskrtError
+
+
+def _stay_in_eval(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
+    module.training = False
+    return module
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> int:
+    """Keep every BatchNorm layer as loaded: eval mode from now on (also after ``model.train()``), no gradients.
+
+    Fine-tuning at a few images per batch, or on images unlike the ones a model learnt its statistics from,
+    otherwise re-estimates the running means and variances from those batches, and every image of the earlier
+    domain is then normalised with the new domain's statistics. Returns the number of layers frozen.
+    """
+    n = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.requires_grad_(False)
+            m.eval()
+            m.train = types.MethodType(_stay_in_eval, m)  # type: ignore[method-assign]
+            n += 1
+    return n
 
 
 def build_optimizer(

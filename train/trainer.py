@@ -250,6 +250,8 @@ def _run(
             phase=cfg.phase, phase_only=cfg.phase_only,
         )
     cfg.arch = recipe.arch
+    if cfg.freeze_bn:
+        log.info("BatchNorm frozen as loaded: %d layers", engine.freeze_batchnorm(model))
     model.to(device)
     ipe = iters_per_epoch(len(train_ds.images), cfg.batch, dist.world_size)
     total = cfg.iters if cfg.iters is not None else ipe * int(cfg.epochs or 1)

@@ -93,6 +93,11 @@ def train(
         help="Train only the phase head of the --weights checkpoint (added if it has none): every other weight "
         "and statistic stays exactly as loaded, so its instances do not change.",
     )] = _DEFAULTS.phase_only,
+    freeze_bn: Annotated[bool, typer.Option(
+        "--freeze-bn",
+        help="Keep every BatchNorm's statistics and scale/shift as loaded from --weights (fine-tuning on a few "
+        "images per batch, or on a new domain, without re-estimating them from those batches).",
+    )] = _DEFAULTS.freeze_bn,
     seed: Annotated[int, typer.Option(
         help="Random seed (data order, augmentation, initialisation).",
     )] = _DEFAULTS.seed,
