@@ -107,6 +107,23 @@ def _datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     return train_ds, val_ds
 
 
+def _lite_fast_from_lite(model: torch.nn.Module, cfg: TrainConfig, train_ds: Any, n_images: int = 8) -> None:
+    """A lite-fast run from lite weights: distil its separable stride-4 convolutions first (maskrt.train.lite_fast)."""
+    if cfg.weights in ("none", "imagenet", "coco"):
+        return
+    from maskrt.train.dataset import MaskDataset
+    from maskrt.train.lite_fast import distil_stride_four, has_dense_stride_four
+    from maskrt.train.weights_source import read_weights
+
+    state, _ = read_weights(cfg.weights)
+    if not has_dense_stride_four(state):
+        return
+    view = MaskDataset(train_ds, max_size=cfg.imgsz)
+    n = len(view)
+    images = [view[int(i * n / n_images)][0] for i in range(min(n, n_images))]  # spread over all sources
+    distil_stride_four(model, state, images)
+
+
 def suggested_max_det(dataset: Any) -> int:
     """Detections to keep per image: 100, or 1.25x the most instances on one training image (max 1000)."""
     most = max((len(im.annotations) for im in dataset.images), default=0)
@@ -250,6 +267,8 @@ def _run(
             phase=cfg.phase, phase_only=cfg.phase_only,
         )
     cfg.arch = recipe.arch
+    if resume_ckpt is None and recipe.arch == "lite-fast" and dist.is_main:  # DDP copies rank 0's weights
+        _lite_fast_from_lite(model, cfg, train_ds)
     if cfg.freeze_bn:
         log.info("BatchNorm frozen as loaded: %d layers", engine.freeze_batchnorm(model))
     model.to(device)
