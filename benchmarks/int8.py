@@ -1,6 +1,6 @@
-"""INT8 vs FP32 on the bundled model: latency in ONNX Runtime (CPU), INT8 kernels ORT fused, matching, mask AP50.
+"""INT8 vs FP32 on the bundled model: latency in ONNX Runtime (CPU) and OpenVINO, INT8 kernels ORT fused, matching, mask AP50.
 
-    python benchmarks/int8.py --calib-images 32 --heldout 20 --json int8.json
+    python benchmarks/int8.py --calib-images 32 --heldout 20 --openvino --json int8.json
 
 Quantizes ``runtime/models/bubbles-lite.onnx`` with ``maskrt.export.int8`` (synthetic calibration scenes),
 then, in one process: FP32 and INT8 sessions timed in turns on the same letterboxed frames (``--threads``
@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +41,33 @@ def fused_ops(path: Path) -> dict[str, int]:
     return {k: ops[k] for k in ("QLinearConv", "Conv", "QGemm", "Gemm", "QLinearAdd") if ops[k]}
 
 
-def latency(paths: dict[str, Path], frames: list[np.ndarray], rounds: int, threads: int) -> dict[str, dict]:
-    """Per model: min and median ms of ``rounds`` passes over ``frames``, the models taking turns frame by frame."""
+def runners(paths: dict[str, Path], threads: int, openvino: bool) -> dict[str, Callable[[np.ndarray], object]]:
+    """One call per (model, backend): ONNX Runtime, and OpenVINO's CPU plugin when asked (no pinning, no cache)."""
     from maskrt.export.verify import ort_session, run_ort
 
-    sessions = {k: ort_session(p, threads, spin=False) for k, p in paths.items()}
-    for s in sessions.values():
-        run_ort(s, frames[0])
-    times: dict[str, list[float]] = {k: [] for k in sessions}
+    out: dict[str, Callable[[np.ndarray], object]] = {}
+    for k, p in paths.items():
+        session = ort_session(p, threads, spin=False)
+        out[f"ort_{k}"] = lambda frame, s=session: run_ort(s, frame)
+    if openvino:
+        from maskrt.runtime.backends.openvino_backend import OpenVINOBackend
+
+        for k, p in paths.items():
+            backend = OpenVINOBackend(p, "cpu", threads=threads, spin=False, cache_dir=None)
+            out[f"openvino_{k}"] = lambda frame, b=backend: b.infer(frame[None])
+    return out
+
+
+def latency(run: dict[str, Callable[[np.ndarray], object]], frames: list[np.ndarray], rounds: int) -> dict[str, dict]:
+    """Per runner: min and median ms of ``rounds`` passes over ``frames``, the runners taking turns frame by frame."""
+    for r in run.values():
+        r(frames[0])
+    times: dict[str, list[float]] = {k: [] for k in run}
     for _ in range(rounds):
         for frame in frames:
-            for k, s in sessions.items():
+            for k, r in run.items():
                 t = time.perf_counter()
-                run_ort(s, frame)
+                r(frame)
                 times[k].append((time.perf_counter() - t) * 1e3)
     return {k: {"min_ms": min(v), "p50_ms": float(np.median(v)), "runs": len(v)} for k, v in times.items()}
 
@@ -67,6 +82,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--openvino", action="store_true", help="also time both files in OpenVINO (CPU plugin)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -92,16 +108,22 @@ def main() -> None:
         quantize_s = time.perf_counter() - t0
         frames = [letterbox(render_image(i, 512, "boiling-side", seed=2000)[1].image, hw, meta.pad_value)[0]  # type: ignore[arg-type]
                   for i in range(args.frames)]
-        lat = latency({"fp32": fp32, "int8": int8}, frames, args.rounds, args.threads)
+        lat = latency(runners({"fp32": fp32, "int8": int8}, args.threads, args.openvino), frames, args.rounds)
         ops = {"fp32": fused_ops(fp32), "int8": fused_ops(int8)}
         report = int8_parity(fp32, int8, frames, heldout_images=args.heldout, heldout_size=512,
                              threads=args.threads).summary()
+        if args.openvino:  # the same file on OpenVINO's INT8 kernels, against the same FP32 reference
+            report_ov = int8_parity(fp32, int8, frames, heldout_images=args.heldout, heldout_size=512,
+                                    threads=args.threads, backend="openvino").summary()
         size_mb = {"fp32_compact": args.model.stat().st_size / 1e6, "int8": int8.stat().st_size / 1e6}
     out = {"model": str(args.model.relative_to(ROOT)) if args.model.is_relative_to(ROOT) else str(args.model),
            "calibration": source, "quantize_s": quantize_s, "latency": lat,
-           "int8_over_fp32_p50": lat["int8"]["p50_ms"] / lat["fp32"]["p50_ms"],
-           "int8_over_fp32_min": lat["int8"]["min_ms"] / lat["fp32"]["min_ms"],
+           "int8_over_fp32_p50": lat["ort_int8"]["p50_ms"] / lat["ort_fp32"]["p50_ms"],
+           "int8_over_fp32_min": lat["ort_int8"]["min_ms"] / lat["ort_fp32"]["min_ms"],
+           # every row against ONNX Runtime FP32, timed in the same turns
+           "over_ort_fp32_p50": {k: v["p50_ms"] / lat["ort_fp32"]["p50_ms"] for k, v in lat.items()},
            "ort_cpu_ops": ops, "parity": report, "size_mb": size_mb,
+           **({"parity_openvino": report_ov} if args.openvino else {}),
            "load_average": os.getloadavg(), "cpus": os.cpu_count(), "threads": args.threads}
     text = json.dumps(out, indent=2, default=float)
     print(text)

@@ -32,18 +32,33 @@ AP_SCORE_THRESHOLD = 0.05
 """Score threshold for AP scoring (torchvision's ``box_score_thresh``): AP needs the low-scoring detections too."""
 
 
-def match_report(fp32_path: str | Path, int8_path: str | Path, images: Sequence[np.ndarray],
-                 threads: int = 2) -> ParityReport:
-    """Match the INT8 model's detections to the FP32 model's on ``images`` (letterboxed uint8 BGR)."""
+def _int8_runner(int8_path: str | Path, threads: int, backend: str) -> Any:
+    """``image -> outputs`` (artifact order) of the INT8 model on ``backend`` (onnxruntime or openvino, CPU)."""
+    if backend == "openvino":
+        from maskrt.runtime.backends.openvino_backend import OpenVINOBackend
+
+        ov = OpenVINOBackend(int8_path, "cpu", threads=threads, cache_dir=None)
+        return lambda image: list(ov.infer(image[None]).values())
+    if backend != "onnxruntime":
+        raise ValueError(f"INT8 parity runs on onnxruntime or openvino, not {backend!r}")
     from maskrt.export.verify import ort_session, run_ort
 
-    ref_s, test_s = ort_session(fp32_path, threads), ort_session(int8_path, threads)
+    session = ort_session(int8_path, threads)
+    return lambda image: run_ort(session, image)
+
+
+def match_report(fp32_path: str | Path, int8_path: str | Path, images: Sequence[np.ndarray],
+                 threads: int = 2, backend: str = "onnxruntime") -> ParityReport:
+    """Match the INT8 model's detections (run on ``backend``) to the FP32 model's in ONNX Runtime on ``images``
+    (letterboxed uint8 BGR)."""
+    from maskrt.export.verify import ort_session, run_ort
+
+    ref_s, test = ort_session(fp32_path, threads), _int8_runner(int8_path, threads, backend)
     report = ParityReport(INT8_RULES)
     for image in images:
         hw = (int(image.shape[0]), int(image.shape[1]))
         ref = artifact_dets(run_ort(ref_s, image), hw)
-        test = artifact_dets(run_ort(test_s, image), hw)
-        report.images.append(compare(ref, test, INT8_RULES))
+        report.images.append(compare(ref, artifact_dets(test(image), hw), INT8_RULES))
     return report
 
 
@@ -88,8 +103,12 @@ def int8_parity(
     heldout_size: int = 512,
     threads: int = 2,
     scene: str = HELDOUT_SCENE,
+    backend: str = "onnxruntime",
 ) -> Int8Parity:
     """Compare ``int8_path`` with ``fp32_path``: detections matched on ``match_images``, held-out mask AP.
+
+    The FP32 reference runs in ONNX Runtime; the INT8 model on ``backend`` (``onnxruntime`` or ``openvino``:
+    the same Q/DQ file, which each backend fuses into its own INT8 kernels).
 
     AP is measured only when the model detects classes the synthetic scenes annotate (``bubble``,
     ``droplet``); ``heldout_images=0`` skips it.
@@ -98,7 +117,7 @@ def int8_parity(
     from maskrt.train.evaluate import coco_metrics
     from maskrt.train.synth.scenes import CLASSES
 
-    result = Int8Parity(match_report(fp32_path, int8_path, match_images, threads))
+    result = Int8Parity(match_report(fp32_path, int8_path, match_images, threads, backend))
     classes = read_meta(fp32_path).class_names
     if heldout_images <= 0:
         return result
@@ -110,7 +129,7 @@ def int8_parity(
 
         ds = align_classes(heldout_dataset(Path(tmp), heldout_images, heldout_size, scene=scene), list(classes))
         fp32 = coco_metrics(ds, artifact_results(fp32_path, ds, threads))["segm"]
-        int8 = coco_metrics(ds, artifact_results(int8_path, ds, threads))["segm"]
+        int8 = coco_metrics(ds, artifact_results(int8_path, ds, threads, backend))["segm"]
     result.heldout_images = heldout_images
     result.heldout_source = f"maskrt synth --scene {scene} --size {heldout_size} --seed {HELDOUT_SEED}"
     result.ap50_fp32, result.ap50_int8 = float(fp32["AP50"]), float(int8["AP50"])

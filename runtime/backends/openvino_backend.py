@@ -138,7 +138,9 @@ class OpenVINOBackend:
         cache = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
         self.cache_dir = _usable_cache(cache)
         cpu: dict[Any, Any] = {}
-        if self.props.get(KEY_PREFIX + "precision", "fp32") == "fp32":
+        # FP32 models, and an INT8 model's float parts (box decoding, NMS inputs, mask logits): f32, not the
+        # bf16 OpenVINO picks on CPUs that have it (it fails the parity rules); quantized layers stay INT8
+        if self.props.get(KEY_PREFIX + "precision", "fp32") in ("fp32", "int8"):
             cpu[hints.inference_precision] = ov.Type.f32
         if threads is not None:
             cpu[props.inference_num_threads] = int(threads)

@@ -113,6 +113,15 @@ def test_openvino_reads_it_when_installed(int8_path):
     assert [o.get_any_name() for o in compiled.outputs][:2] == ["boxes", "scores"]
 
 
+def test_openvino_runs_the_same_file_within_the_int8_rules(lite_export, int8_path, scene_images):
+    pytest.importorskip("openvino")
+    report = match_report(lite_export.path, int8_path, scene_images[:3], backend="openvino")
+    s = report.summary()
+    assert s["detections"] > 10
+    assert s["matched"] >= MIN_MATCH_RATE * s["detections"], s
+    assert s["min_box_iou"] >= 0.5
+
+
 def test_fold_weight_casts_restores_fp32_weights(lite_export, tmp_path):
     compact = write_compact(lite_export.path, tmp_path / "compact.onnx")
     folded, n = fold_weight_casts(onnx.load(str(compact)))
