@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", default="", help="the training schedule in words, when it had several stages")
     ap.add_argument("--dest", type=Path, default=ROOT, help="repository root to write the bundle into (tests: a tmp dir)")
     ap.add_argument("--conf", type=float, default=0.5, help="the artifact's default score threshold")
+    ap.add_argument("--about", default="", help="how the weights were trained, in words (the card's first paragraph)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the card from the bundled metrics file (with --about) without measuring again")
     ap.add_argument("--real", type=Path, default=None,
                     help="real boiling frames (images/ + masks/) for the held-out real blocks (default: ../shared)")
     args = ap.parse_args(argv)
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from maskrt.atomic import write_text
     from maskrt.export.compact import anchor_grids, write_compact
     from maskrt.export.pipeline import ExportOptions, export_checkpoint
     from maskrt.train.checkpoint import compact_checkpoint, load_checkpoint, load_model
@@ -60,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     from maskrt.train.synth import generate_dataset
     from maskrt.train.trainer import TrainConfig, train
 
+    if args.render_only:
+        metrics = args.dest / "runtime" / "models" / "bubbles-lite.metrics.json"
+        card = json.loads(metrics.read_text())
+        card["about"] = args.about or card.get("about", "")
+        write_text(metrics, json.dumps(card, indent=2, default=str))
+        write_text(args.dest / "runtime" / "models" / "README.md", render_card(card))
+        return 0
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "input_size": imgsz,
         "max_det": ARTIFACT_MAX_DET,
         "score_threshold": args.conf,
+        "about": args.about,
         "checkpoint": str(args.checkpoint),
         "iteration": ckpt_info.get("iteration"),
         "data_command": args.data_command.replace(".venv/bin/", ""),  # the Makefile's venv paths
@@ -143,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     card["bundle_wall_s"] = time.perf_counter() - t0
     card["machine"] = _machine()
     card["train_wall_s"] = args.train_wall or "?"
-    from maskrt.atomic import write_text
 
     write_text(args.dest / "runtime" / "models" / "bubbles-lite.metrics.json", json.dumps(card, indent=2, default=str))
     write_text(args.dest / "runtime" / "models" / "README.md", render_card(card))
@@ -211,12 +222,9 @@ def render_card(card: dict[str, Any]) -> str:
         f"A `{card['arch']}` Mask R-CNN (MobileNetV3-Large + 128-channel FPN, about 6 M parameters) trained on CPU "
         "on maskrt's synthetic scenes (`maskrt synth --scene mixed`: side-view and bottom-view pool boiling, "
         "dropwise condensation, Taylor bubbles)"
-        + (". Its per-pixel phase head (the artifact's `phase` output: the probability that a pixel is inside any "
-           "instance, which gives void fraction and merged vapour patches directly) was trained alone on the frozen "
-           "model, on real bottom-view pool-boiling frames outside the held-out blocks, the real Taylor-bubble train "
-           "split and synthetic scenes, so the instances and their synthetic scores are the synthetic model's"
-           if card.get("phase") else "")
-        + ". Classes: "
+        + (", with a per-pixel phase head (the artifact's `phase` output: the probability that a pixel is inside "
+           "any instance, which gives void fraction and merged vapour patches directly)" if card.get("phase") else "")
+        + ". " + (card.get("about") or "").strip() + (" " if card.get("about") else "") + "Classes: "
         + ", ".join(f"`{c}`" for c in card["classes"]) + ".",
         "",
         "Files (package data; this card and the metrics are written by `tools/bundle_model.py`):",
@@ -239,13 +247,12 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "Training: "
         + (card.get("schedule") or f"{card.get('iteration')} iterations of batch 4 at {card['train_image_size']} px")
-        + f", wall time {card.get('train_wall_s', '?')} on the machine named below. "
-        + (f"Validation at the end of the phase stage (real validation frames): phase map IoU "
+        + f", wall time {card.get('train_wall_s', '?')} on the machine named below."
+        + (f" Validation at the end of the phase stage (real validation frames): phase map IoU "
            f"{tm['phase']['iou']:.3f}, void fraction abs. error {tm['phase']['void_abs_err']:.3f}."
-           if "phase" in tm else
-           f"Validation at the end of training (its --val data): mask AP "
-           f"{(tm.get('segm') or {}).get('AP', float('nan')):.3f}, "
-           f"AP50 {(tm.get('segm') or {}).get('AP50', float('nan')):.3f}."),
+           if "phase" in tm and "segm" not in tm else
+           f" Validation at the end of training (its --val data): mask AP {tm['segm']['AP']:.3f}, "
+           f"AP50 {tm['segm']['AP50']:.3f}." if "segm" in tm else ""),
         "",
         "## Accuracy (COCO mask/box AP, pycocotools)",
         "",
@@ -257,8 +264,7 @@ def render_card(card: dict[str, Any]) -> str:
         "condensation scenes have 300-450 droplets per image: export with `--max-det` near that for them). "
         "On the Taylor images the model's `bubble` class is scored against `taylor bubble`. The `boiling-bottom` "
         "scenes are the realistic bottom view (`maskrt synth`'s default since the real-footage work: about 270 small "
-        "bubbles or packed cells per scene), which the synthetic instances never saw in training; the classic bottom "
-        "view they were trained on scored mask AP50 0.890 (at 100 detections) with the same instance weights."),
+        "bubbles or packed cells per scene)."),
         "",
         *_real_rows(card.get("real_footage") or []),
         (f"Export checks: TensorRT-compatibility problems: {len(ex['violations'])}; parity with PyTorch: "
