@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--peer", type=Path, action="append", default=[], help="a YOLO-seg ONNX export (repeatable)")
     p.add_argument("--model", type=Path, default=None, help="maskrt model (default: the bundled bubbles-lite)")
+    p.add_argument("--also-model", type=Path, action="append", default=[],
+                   help="another maskrt model timed in the same turns, e.g. its INT8 export (repeatable)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--backend", nargs="+", choices=("onnxruntime", "openvino"), default=None,
                    help="CPU backends (default: onnxruntime, and openvino when installed)")
@@ -397,7 +399,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     missing = [s for s in args.sets if s not in sets]
     skipped += [f"frame set {s}: no such frame in {args.real}" for s in missing]
 
-    maskrt = [maskrt_contender(args.model, b, args.threads) for b in backends]
+    maskrt = [maskrt_contender(m, b, args.threads) for m in [args.model, *args.also_model] for b in backends]
     found: dict[int, np.ndarray] = {}  # maskrt's boxes per frame of the current set
     fixed = None if args.peer_dets in ("match", "conf") else int(args.peer_dets)
 
@@ -437,6 +439,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "system": system_info(args.threads),
         "config": {"threads": args.threads, "backends": backends, "model": str(args.model or "bundled"),
+                   "also_models": [str(m) for m in args.also_model],
                    "maskrt_name": maskrt[0].model if maskrt else "",
                    "peers": [{"name": s.name, "path": str(s.path), "layout": s.layout, "input": list(s.input_hw)}
                              for s in specs],
