@@ -120,6 +120,7 @@ def int8_parity(
     result = Int8Parity(match_report(fp32_path, int8_path, match_images, threads, backend))
     classes = read_meta(fp32_path).class_names
     if heldout_images <= 0:
+        result.heldout_source = "skipped (no held-out images asked for)"
         return result
     if not set(classes) & set(CLASSES):
         log.warning("mask AP not measured: the model's classes %s are not in the synthetic scenes", classes)

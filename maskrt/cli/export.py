@@ -164,7 +164,9 @@ def _fmt_int8(s: dict[str, Any], calib: str) -> str:
               f"matched at box IoU 0.5, {s['missing']} missing, {s['extra']} extra; mean mask IoU "
               f"{s['mean_mask_iou']:.3f}, max score diff {s['max_score_diff']:.3f}")]
     if s["mask_ap50_fp32"] is None:
-        lines.append("          held-out mask AP50: not measured (the model's classes are not in the synthetic scenes)")
+        why = ("--int8-heldout 0" if str(s.get("heldout_source", "")).startswith("skipped")
+               else "the model's classes are not in the synthetic scenes")
+        lines.append(f"          held-out mask AP50: not measured ({why})")
     else:
         verdict = "PASS" if s["passed"] else "FAIL"
         lines.append(f"          held-out mask AP50 {verdict}: FP32 {s['mask_ap50_fp32']:.3f} -> INT8 "

@@ -184,6 +184,7 @@ def test_cli_int8_from_an_onnx_artifact(lite_export, tmp_path, capsys):
     out = tmp_path / "m.int8.onnx"
     assert read_meta(out).precision == "int8"
     assert "int8" in text and "synthetic" in text and "matched at box IoU 0.5" in text
+    assert "not measured (--int8-heldout 0)" in text  # the reason is the one the user gave, not another
 
 
 def test_cli_int8_errors_are_one_line_exit_2(lite_export, tmp_path, capsys):
