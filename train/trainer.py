@@ -267,11 +267,11 @@ def _run(
             phase=cfg.phase, phase_only=cfg.phase_only,
         )
     cfg.arch = recipe.arch
+    model.to(device)
     if resume_ckpt is None and recipe.arch == "lite-fast" and dist.is_main:  # DDP copies rank 0's weights
-        _lite_fast_from_lite(model, cfg, train_ds)
+        _lite_fast_from_lite(model, cfg, train_ds)  # on the training device
     if cfg.freeze_bn:
         log.info("BatchNorm frozen as loaded: %d layers", engine.freeze_batchnorm(model))
-    model.to(device)
     ipe = iters_per_epoch(len(train_ds.images), cfg.batch, dist.world_size)
     total = cfg.iters if cfg.iters is not None else ipe * int(cfg.epochs or 1)
     warmup = cfg.warmup if cfg.warmup is not None else min(300, total // 10)
