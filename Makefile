@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.maskrt-installed
 
-.PHONY: demo test test-all typecheck lint bench clean bundled-model bundle triton-env real-footage-stage
+.PHONY: demo test test-all typecheck lint bench clean bundled-model bundle triton-env real-footage-stage lite-fast-stage
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -111,6 +111,18 @@ FINEREAL_CMD := $(VENV)/bin/maskrt train $(REAL_TRAIN_DATA) --val data-out/real-
 REALPHASE_CMD := $(VENV)/bin/maskrt train $(REAL_TRAIN_DATA) --val data-out/real-boiling-val \
 	--weights runs/bubbles-lite-real/last.pt --phase-only --imgsz 640 --iters 400 --batch 4 --optimizer adamw \
 	--lr 0.001 --warmup 20 --workers 2 --out runs/bubbles-lite-phase --save-every 20 --eval-every 200 --seed 29
+# Measured, not bundled (issue 19; benchmarks/README.md, "lite-fast distilled"): lite-fast from the interpolated
+# checkpoint, its two separable stride-4 convolutions distilled from the dense ones, then a short fine-tune.
+LITEFAST_CMD := $(PY) tools/lite_fast_from_lite.py runs/bubbles-lite-soup/last.pt --data data-out/real-boiling-train \
+	--data data-out/synth-mixed-classic --data data-out/synth-bottom --images 32 --steps 1500 \
+	--out runs/lite-fast-distilled/last.pt
+LITEFAST_FT_CMD := $(VENV)/bin/maskrt train $(REAL_TRAIN_DATA) --val data-out/real-boiling-val --arch lite-fast \
+	--weights runs/lite-fast-distilled/last.pt --phase --freeze-bn --imgsz 640 --iters 100 --batch 4 --lr 0.002 \
+	--warmup 10 --workers 2 --out runs/lite-fast-ft --save-every 10 --eval-every 1000 --seed 41
+lite-fast-stage: $(STAMP)
+	$(LITEFAST_CMD)
+	$(LITEFAST_FT_CMD)
+
 real-footage-stage: $(STAMP)
 	$(REAL_DATA_CMD)
 	$(FINEREAL_CMD)
