@@ -54,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("bundle")
 
-    import torch
-
     from maskrt.atomic import write_text
-    from maskrt.export.compact import anchor_grids, write_compact
-    from maskrt.export.pipeline import ExportOptions, export_checkpoint
-    from maskrt.train.checkpoint import compact_checkpoint, load_checkpoint, load_model
-    from maskrt.train.evaluate import evaluate_checkpoint as evaluate
-    from maskrt.train.synth import generate_dataset
-    from maskrt.train.trainer import TrainConfig, train
 
     if args.render_only:
         metrics = args.dest / "runtime" / "models" / "bubbles-lite.metrics.json"
@@ -71,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         write_text(metrics, json.dumps(card, indent=2, default=str))
         write_text(args.dest / "runtime" / "models" / "README.md", render_card(card))
         return 0
+
+    import torch
+
+    from maskrt.export.compact import anchor_grids, write_compact
+    from maskrt.export.pipeline import ExportOptions, export_checkpoint
+    from maskrt.train.checkpoint import compact_checkpoint, load_checkpoint, load_model
+    from maskrt.train.evaluate import evaluate_checkpoint as evaluate
+    from maskrt.train.synth import generate_dataset
+    from maskrt.train.trainer import TrainConfig, train
+
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -216,6 +218,7 @@ def render_card(card: dict[str, Any]) -> str:
     ex = card["export"]
     par = ex.get("parity") or {}
     tm = card.get("train_metrics") or {}
+    about = (card.get("about") or "").strip()
     lines = [
         "# bubbles-lite: the bundled default model",
         "",
@@ -224,7 +227,7 @@ def render_card(card: dict[str, Any]) -> str:
         "dropwise condensation, Taylor bubbles)"
         + (", with a per-pixel phase head (the artifact's `phase` output: the probability that a pixel is inside "
            "any instance, which gives void fraction and merged vapour patches directly)" if card.get("phase") else "")
-        + ". " + (card.get("about") or "").strip() + (" " if card.get("about") else "") + "Classes: "
+        + ". " + (f"{about} " if about else "") + "Classes: "
         + ", ".join(f"`{c}`" for c in card["classes"]) + ".",
         "",
         "Files (package data; this card and the metrics are written by `tools/bundle_model.py`):",

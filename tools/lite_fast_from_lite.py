@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from maskrt.errors import MaskrtError
     from maskrt.paths import refuse_overwriting_inputs
     from maskrt.train.checkpoint import load_checkpoint, recipe_of, save_checkpoint
-    from maskrt.train.dataset import MaskDataset, load_datasets
-    from maskrt.train.lite_fast import distil_stride_four, has_dense_stride_four
+    from maskrt.train.dataset import load_datasets
+    from maskrt.train.lite_fast import distil_stride_four, has_dense_stride_four, spread_images
     from maskrt.train.models import build_model, load_matching
 
     try:
@@ -45,12 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         recipe.arch = "lite-fast"
         model = build_model(recipe)
         loaded, _ = load_matching(model, ckpt["model"])
-        view = MaskDataset(load_datasets(args.data), max_size=recipe.image_size)
+        images = spread_images(load_datasets(args.data), recipe.image_size, args.images)
     except MaskrtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    n = len(view)
-    images = [view[int(i * n / args.images)][0] for i in range(min(n, args.images))]
     report = distil_stride_four(model, ckpt["model"], images, steps=args.steps, lr=args.lr)
     report["loaded_tensors"] = len(loaded)
     report["source"] = str(args.checkpoint)

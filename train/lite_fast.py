@@ -97,8 +97,7 @@ def _fit(linear: nn.Module, dense: nn.Conv2d, inputs: list[torch.Tensor], steps:
         return (num / max(den, 1e-12)) ** 0.5
 
     before = error()
-    params = [p for p in linear.parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(list(linear.parameters()), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     g = torch.Generator().manual_seed(0)
     scale = [float(y.pow(2).mean()) for y in targets]
@@ -110,6 +109,15 @@ def _fit(linear: nn.Module, dense: nn.Conv2d, inputs: list[torch.Tensor], steps:
         opt.step()
         sched.step()
     return before, error()
+
+
+def spread_images(dataset: Any, max_size: int, n: int) -> list[torch.Tensor]:
+    """``n`` images (float CHW) evenly spaced over ``dataset`` (a record of several sources: each gets its share)."""
+    from maskrt.train.dataset import MaskDataset
+
+    view = MaskDataset(dataset, max_size=max_size)
+    total = len(view)
+    return [view[int(i * total / n)][0] for i in range(min(total, n))]
 
 
 def distil_stride_four(

@@ -111,17 +111,13 @@ def _lite_fast_from_lite(model: torch.nn.Module, cfg: TrainConfig, train_ds: Any
     """A lite-fast run from lite weights: distil its separable stride-4 convolutions first (maskrt.train.lite_fast)."""
     if cfg.weights in ("none", "imagenet", "coco"):
         return
-    from maskrt.train.dataset import MaskDataset
-    from maskrt.train.lite_fast import distil_stride_four, has_dense_stride_four
+    from maskrt.train.lite_fast import distil_stride_four, has_dense_stride_four, spread_images
     from maskrt.train.weights_source import read_weights
 
     state, _ = read_weights(cfg.weights)
     if not has_dense_stride_four(state):
         return
-    view = MaskDataset(train_ds, max_size=cfg.imgsz)
-    n = len(view)
-    images = [view[int(i * n / n_images)][0] for i in range(min(n, n_images))]  # spread over all sources
-    distil_stride_four(model, state, images)
+    distil_stride_four(model, state, spread_images(train_ds, cfg.imgsz, n_images))
 
 
 def suggested_max_det(dataset: Any) -> int:
