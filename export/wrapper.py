@@ -40,7 +40,7 @@ class ExportWrapper(nn.Module):
         >>> boxes, scores, labels, masks, num_dets = wrapper(torch.zeros(1, 512, 512, 3, dtype=torch.uint8))
 
     A model with a phase head (:mod:`maskrt.train.phase`) returns a sixth output, ``phase``: the
-    dispersed-phase probabilities ``[B, H/4, W/4]`` of the letterboxed input.
+    dispersed-phase probabilities ``[B, H/S, W/S]`` of the letterboxed input (``S``: the head's stride, 4 or 2).
     """
 
     def __init__(
@@ -88,9 +88,7 @@ class ExportWrapper(nn.Module):
     @property
     def phase_stride(self) -> int:
         """Stride of the ``phase`` output (0: none)."""
-        from maskrt.train.phase import PHASE_STRIDE
-
-        return PHASE_STRIDE if self.has_phase else 0
+        return int(self.model.phase_head.stride) if self.has_phase else 0
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Run detection; returns ``(boxes, scores, labels, masks, num_dets[, phase])`` as in :mod:`maskrt.artifact`."""
@@ -104,7 +102,7 @@ class ExportWrapper(nn.Module):
         outs = [self._pad(d) for d in detections]
         result = tuple(torch.stack([o[i] for o in outs]) for i in range(5))
         if self.has_phase:
-            result += (torch.sigmoid(self.model.phase_head(features["0"])),)
+            result += (torch.sigmoid(self.model.phase_head(features["0"], x)),)
         return result
 
     def _pad(self, det: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:

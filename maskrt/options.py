@@ -47,6 +47,7 @@ class TrainConfig:
     weights: str = "none"
     phase: bool = False  # add the per-pixel phase head (maskrt.train.phase)
     phase_only: bool = False  # train only the phase head of --weights; everything else stays as loaded
+    phase_stride: int | None = None  # 4 or 2 (image-resolution refinement); None: the checkpoint's, else 4
     freeze_bn: bool = False  # BatchNorm statistics and affine weights stay as loaded (fine-tuning at small batches)
     seed: int = 0
     save_every: int = 50

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,6 +60,7 @@ class ModelRecipe:
     max_det: int = 100
     mask_size: int = 28
     phase: bool = False  # a per-pixel phase head beside the instances (maskrt.train.phase)
+    phase_stride: int = 4  # its map's stride: 4, or 2 with the image-resolution refinement
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -66,6 +69,9 @@ class ModelRecipe:
             self.anchor_sizes = [list(s) for s in _DEFAULT_ANCHORS[self.arch]]
         if not self.classes:
             raise MaskrtError("a model needs at least one class; check the dataset's categories")
+        if int(self.phase_stride) not in (4, 2):
+            raise MaskrtError(f"phase stride {self.phase_stride} is not 4 or 2; pass --phase-stride 4 or 2")
+        self.phase_stride = int(self.phase_stride)
 
     @property
     def num_classes(self) -> int:
@@ -188,7 +194,9 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
 
     from maskrt.train.phase import PhaseMaskRCNN
 
-    cls = PhaseMaskRCNN if recipe.phase else MaskRCNN
+    cls: Any = MaskRCNN
+    if recipe.phase:
+        cls = functools.partial(PhaseMaskRCNN, phase_stride=recipe.phase_stride)
 
     if recipe.arch in ("lite", "lite-fast"):
         ch = 128

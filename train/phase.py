@@ -23,18 +23,27 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 
 PHASE_STRIDE = 4
-"""Stride of the phase map: the FPN level it reads (``"0"``, a quarter of the input)."""
+"""Default stride of the phase map: the FPN level it reads (``"0"``, a quarter of the input)."""
+
+
+PHASE_STRIDES = (4, 2)
+"""Strides the phase head can give its map at: 4 (the FPN level alone) or 2 (with :class:`PhaseRefine`)."""
 
 
 class PhaseHead(nn.Module):
-    """Dispersed-phase logits ``[B, H/4, W/4]`` from the stride-4 FPN map.
+    """Dispersed-phase logits ``[B, H/S, W/S]`` from the stride-4 FPN map (``S = stride``).
 
     Depthwise 3x3, pointwise to ``hidden`` channels, a dilated 3x3 for a wider view, then one logit: about a
-    tenth of the multiply-adds of one dense 3x3 at that level.
+    tenth of the multiply-adds of one dense 3x3 at that level. With ``stride=2`` a :class:`PhaseRefine` adds a
+    correction at half the input's resolution from the image itself, for boundaries of bubbles a few pixels
+    across that a stride-4 cell cannot place.
     """
 
-    def __init__(self, in_channels: int, hidden: int = 32) -> None:
+    def __init__(self, in_channels: int, hidden: int = 32, stride: int = PHASE_STRIDE) -> None:
         super().__init__()
+        if stride not in PHASE_STRIDES:
+            raise ValueError(f"phase stride {stride} is not one of {PHASE_STRIDES}")
+        self.stride = int(stride)
         self.block = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
             nn.Conv2d(in_channels, hidden, 1),
@@ -44,9 +53,48 @@ class PhaseHead(nn.Module):
             nn.Conv2d(hidden, 1, 1),
         )
         nn.init.constant_(self.block[-1].bias, -2.0)  # start near "mostly liquid", as most pixels are
+        self.refine = PhaseRefine(hidden) if self.stride == 2 else None
 
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.block(feature)[:, 0]
+    def forward(self, feature: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        """``feature``: the stride-4 FPN map; ``image``: the normalised input batch (needed at stride 2)."""
+        hidden = self.block[:-1](feature)
+        logits = self.block[-1](hidden)
+        if self.refine is not None:
+            if image is None:
+                raise ValueError("a stride-2 phase head needs the input image")
+            logits = self.refine(hidden, logits, image)
+        return logits[:, 0]
+
+
+class PhaseRefine(nn.Module):
+    """A stride-2 correction of the stride-4 phase logits from the input image (about 0.25 GMAC at 640 px).
+
+    The image goes through a stride-2 3x3 convolution and a separable 3x3; the stride-4 head's hidden
+    features, upsampled, join it; two separable 3x3 (the second dilated) and a 1x1 give a correction that is
+    added to the upsampled stride-4 logits. The last layer starts at zero, so a stride-4 head that gains a
+    refinement gives the same map until it is trained (``maskrt train --phase-only --phase-stride 2``).
+    """
+
+    def __init__(self, hidden: int = 32, width: int = 16) -> None:
+        super().__init__()
+
+        def separable(ch: int, dilation: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation, groups=ch, bias=False),
+                    nn.Conv2d(ch, ch, 1), nn.ReLU(inplace=True)]
+
+        self.image = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                                   *separable(width))
+        self.fuse = nn.Sequential(nn.Conv2d(hidden + width, width, 1), nn.ReLU(inplace=True),
+                                  *separable(width), *separable(width, 2), nn.Conv2d(width, 1, 1))
+        nn.init.zeros_(self.fuse[-1].weight)
+        nn.init.zeros_(self.fuse[-1].bias)
+
+    def forward(self, hidden: torch.Tensor, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        img = self.image(image)
+        size = (int(img.shape[-2]), int(img.shape[-1]))
+        up_h = F.interpolate(hidden, size=size, mode="bilinear", align_corners=False)
+        up_l = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return up_l + self.fuse(torch.cat([up_h, img], dim=1))
 
 
 def phase_targets(targets: list[dict[str, torch.Tensor]], size: tuple[int, int]) -> torch.Tensor:
@@ -89,9 +137,9 @@ def phase_probability(logits: torch.Tensor, padded: tuple[int, int], valid: tupl
 class PhaseMaskRCNN(MaskRCNN):
     """``MaskRCNN`` plus :class:`PhaseHead` on the backbone's ``"0"`` level (see the module docstring)."""
 
-    def __init__(self, backbone: nn.Module, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, backbone: nn.Module, *args: Any, phase_stride: int = PHASE_STRIDE, **kwargs: Any) -> None:
         super().__init__(backbone, *args, **kwargs)
-        self.phase_head = PhaseHead(int(backbone.out_channels))
+        self.phase_head = PhaseHead(int(backbone.out_channels), stride=phase_stride)
         self.phase_only = False
 
     def train(self, mode: bool = True) -> PhaseMaskRCNN:
@@ -119,9 +167,10 @@ class PhaseMaskRCNN(MaskRCNN):
             assert targets is not None
             with torch.no_grad():
                 feature = self.backbone(image_list.tensors)["0"]
-            return {"loss_phase": phase_loss(self.phase_head(feature), phase_targets(targets, padded))}
+            logits = self.phase_head(feature, image_list.tensors)
+            return {"loss_phase": phase_loss(logits, phase_targets(targets, padded))}
         features = self.backbone(image_list.tensors)
-        logits = self.phase_head(features["0"])
+        logits = self.phase_head(features["0"], image_list.tensors)
         proposals, proposal_losses = self.rpn(image_list, features, targets)
         detections, detector_losses = self.roi_heads(features, proposals, image_list.image_sizes, targets)
         if self.training:

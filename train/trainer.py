@@ -260,7 +260,7 @@ def _run(
     else:
         recipe, model = model_for_training(
             cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds),
-            phase=cfg.phase, phase_only=cfg.phase_only,
+            phase=cfg.phase, phase_only=cfg.phase_only, phase_stride=cfg.phase_stride,
         )
     cfg.arch = recipe.arch
     model.to(device)

@@ -62,6 +62,7 @@ def model_for_training(
     max_det: int = 100,
     phase: bool = False,
     phase_only: bool = False,
+    phase_stride: int | None = None,
 ) -> tuple[ModelRecipe, torch.nn.Module]:
     """Build the model a run starts from, with ``weights`` loaded; class-specific layers replaced if classes differ.
 
@@ -75,6 +76,8 @@ def model_for_training(
         phase: add the per-pixel phase head (:mod:`maskrt.train.phase`); a checkpoint that has one keeps it.
         phase_only: train the phase head alone: the checkpoint's classes, size limits and every other weight are
             kept exactly (``weights`` must be a checkpoint).
+        phase_stride: the phase map's stride, 4 or 2 (:class:`~maskrt.train.phase.PhaseRefine`); ``None`` keeps
+            the checkpoint's (4 without one). A stride-4 head gains the refinement (a no-op until trained).
     """
     w = (weights or "none").strip()
     if phase_only and w in ("none", "imagenet", "coco"):
@@ -88,6 +91,7 @@ def model_for_training(
             anchor_sizes=anchor_sizes or [],
             max_det=max_det,
             phase=phase,
+            phase_stride=phase_stride or 4,
         )
         if w == "imagenet":
             from maskrt.train.weights import ensure_cached, imagenet_weights
@@ -96,7 +100,7 @@ def model_for_training(
         return recipe, build_model(recipe, None if w == "none" else w)
     state, src = read_weights(w)
     if phase_only:
-        return _phase_only(w, state, src, arch, classes, image_size)
+        return _phase_only(w, state, src, arch, classes, image_size, phase_stride)
     arch = arch or (src.arch if src else "lite")
     same_arch = src is not None and src.arch == arch
     recipe = ModelRecipe(
@@ -105,6 +109,7 @@ def model_for_training(
         image_size=image_size,
         max_det=max_det,
         phase=phase or bool(src is not None and src.phase),
+        phase_stride=_phase_stride(w, src, phase_stride),
         anchor_sizes=anchor_sizes or (src.anchor_sizes if same_arch and src else []),
         **(
             {"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std}
@@ -132,8 +137,20 @@ def model_for_training(
     return recipe, model
 
 
+def _phase_stride(w: str, src: ModelRecipe | None, asked: int | None) -> int:
+    """The stride a run's phase head gets: ``asked``, else the checkpoint's; never one that drops trained layers."""
+    have = int(src.phase_stride) if src is not None and src.phase else 0
+    if asked is None:
+        return have or 4
+    if have == 2 and int(asked) == 4:
+        raise MaskrtError("the checkpoint's phase head has the stride-2 refinement; --phase-stride 4 would drop "
+                          "its trained layers: drop --phase-stride (or pass 2)", path=w)
+    return int(asked)
+
+
 def _phase_only(w: str, state: dict[str, torch.Tensor], src: ModelRecipe | None, arch: str | None,
-                classes: list[str], image_size: int) -> tuple[ModelRecipe, torch.nn.Module]:
+                classes: list[str], image_size: int,
+                phase_stride: int | None = None) -> tuple[ModelRecipe, torch.nn.Module]:
     """The checkpoint's model with a phase head (kept if it has one), frozen except for that head."""
     from dataclasses import replace
 
@@ -147,7 +164,7 @@ def _phase_only(w: str, state: dict[str, torch.Tensor], src: ModelRecipe | None,
     if extra:
         raise MaskrtError(f"--phase-only: the data has classes {extra} that the checkpoint lacks ({src.classes}); "
                           "train the instances first (without --phase-only)", path=w)
-    recipe = replace(src, phase=True, image_size=image_size)
+    recipe = replace(src, phase=True, image_size=image_size, phase_stride=_phase_stride(w, src, phase_stride))
     model = build_model(recipe)
     missing, unexpected = model.load_state_dict(state, strict=False)
     bad = [k for k in missing if not k.startswith("phase_head.")] + list(unexpected)
@@ -156,5 +173,7 @@ def _phase_only(w: str, state: dict[str, torch.Tensor], src: ModelRecipe | None,
                           "is it a maskrt checkpoint?", path=w)
     assert isinstance(model, PhaseMaskRCNN)
     model.set_phase_only(True)
-    log.info("phase head %s on the frozen %s model from %s", "continued" if not missing else "new", src.arch, w)
+    new = "new" if any(k.startswith("phase_head.block.") for k in missing) else (
+        "continued, with a new stride-2 refinement" if missing else "continued")
+    log.info("phase head %s on the frozen %s model from %s", new, src.arch, w)
     return recipe, model

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
+import pytest
 import torch
 
 from maskrt.artifact import ArtifactMeta
@@ -22,31 +24,35 @@ from maskrt.train.models import ModelRecipe
 from .conftest import MAX_DET, SIZE, detecting_model
 
 
-def _phase_export(tmp_path: Path) -> tuple[Path, ExportWrapper]:
-    recipe = ModelRecipe(arch="lite", classes=["bubble", "drop"], image_size=SIZE, phase=True)
+def _phase_export(tmp_path: Path, stride: int = 4) -> tuple[Path, ExportWrapper]:
+    recipe = ModelRecipe(arch="lite", classes=["bubble", "drop"], image_size=SIZE, phase=True, phase_stride=stride)
     model = detecting_model(recipe)
     wrapper = ExportWrapper(model, (SIZE, SIZE), MAX_DET, recipe.mean, recipe.std)
     with torch.no_grad():  # a map with structure (random weights give a near-constant one): sharpen, centre
         last = model.phase_head.block[-1]
         last.weight.mul_(100)
         last.bias.zero_()
+        if stride == 2:  # a refinement that does something: a correction from the image
+            torch.nn.init.normal_(model.phase_head.refine.fuse[-1].weight, std=0.5)
         p = run_wrapper(wrapper, synthetic_scenes(1, (SIZE, SIZE), seed=5)[0].image)[5].clip(1e-6, 1 - 1e-6)
         last.bias.sub_(float(np.median(np.log(p / (1 - p)))))
+
     meta = make_meta(recipe, (SIZE, SIZE), MAX_DET, phase_stride=wrapper.phase_stride)
     path = tmp_path / "phase.onnx"
     export_onnx(wrapper, meta, path)
     return path, wrapper
 
 
-def test_phase_output_is_static_described_and_equal_to_pytorch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stride", [4, 2])
+def test_phase_output_is_static_described_and_equal_to_pytorch(tmp_path: Path, stride: int) -> None:
     import onnxruntime as ort
 
-    path, wrapper = _phase_export(tmp_path)
+    path, wrapper = _phase_export(tmp_path, stride)
     meta = read_meta(path)
-    assert meta.phase_stride == 4 and meta.output_names[-1] == "phase"
+    assert meta.phase_stride == stride and meta.output_names[-1] == "phase"
     graph = onnx.load(str(path)).graph
     out = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.output}
-    assert out["phase"] == [1, SIZE // 4, SIZE // 4]
+    assert out["phase"] == [1, SIZE // stride, SIZE // stride]
     assert check_model(path) == []  # static and TensorRT-friendly, like the rest of the graph
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -60,6 +66,16 @@ def test_phase_output_is_static_described_and_equal_to_pytorch(tmp_path: Path) -
         assert 0.0 < (got > 0.5).mean() < 1.0  # not a constant map
     gate, _ = check_parity(path, wrapper, images, ParityRules(), eager=False)
     assert gate.passed and gate.summary()["min_phase_iou"] > 0.99
+
+    from maskrt.runtime import Segmenter  # the runtime reads the stride from the metadata
+
+    frame = images[0][: SIZE // 2]  # a frame of half the input's height: the map comes back at its size
+    with Segmenter(path, backend="onnxruntime") as seg:
+        phase = seg(frame).phase
+    assert phase is not None and phase.shape == frame.shape[:2]
+    ref = run_wrapper(wrapper, np.pad(frame, ((0, SIZE // 2), (0, 0), (0, 0)), constant_values=114))[5][0]
+    ref_up = cv2.resize(ref[: SIZE // (2 * stride)], None, fx=stride, fy=stride, interpolation=cv2.INTER_LINEAR)
+    assert np.abs(phase - ref_up).max() < 1e-3
 
 
 def test_phase_metadata_round_trips_and_old_artifacts_have_no_phase() -> None:

@@ -146,3 +146,101 @@ def test_cli_phase_only_run_keeps_the_instances_and_exports_the_map(
         inst = seg(frame)
     assert inst.phase is not None and inst.phase.shape == (100, 128)
     assert 0.0 <= inst.void_fraction() <= 1.0
+
+
+def _specks(n: int, size: int, seed: int) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """Bubbles 3-8 px across (as in isolated-boiling frames), a dozen per image."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    images, targets = [], []
+    for _ in range(n):
+        img = 0.1 + 0.05 * torch.rand((3, size, size), generator=g)
+        masks, boxes = [], []
+        for _ in range(12):
+            cx, cy = (int(v) for v in torch.randint(5, size - 5, (2,), generator=g))
+            r = float(1.5 + 2.5 * torch.rand(1, generator=g))
+            m = ((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r
+            img[:, m] = 0.9
+            masks.append(m.to(torch.uint8))
+            boxes.append([cx - r, cy - r, cx + r, cy + r])
+        images.append(img)
+        targets.append({"boxes": torch.tensor(boxes), "labels": torch.ones(len(boxes), dtype=torch.int64),
+                        "masks": torch.stack(masks)})
+    return images, targets
+
+
+def test_stride_two_head_places_small_bubbles_better_than_stride_four() -> None:
+    """Trained alike, the stride-2 refinement's map beats the stride-4 map on unseen images of 3-8 px bubbles."""
+    images, targets = _specks(2, 64, seed=0)
+    test_images, test_targets = _specks(2, 64, seed=1)
+    iou = {}
+    for stride in (4, 2):
+        torch.manual_seed(0)
+        model = build_model(ModelRecipe(arch="lite", classes=["bubble"], image_size=64, phase=True,
+                                        phase_stride=stride))
+        assert model.phase_head.stride == stride
+        model.set_phase_only(True)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+        model.train()
+        for _ in range(60):
+            loss = model(images, targets)["loss_phase"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            outs = model(test_images)
+        inter = union = 0
+        for out, t in zip(outs, test_targets):
+            assert out["phase"].shape == (64, 64)
+            pred, truth = out["phase"] > 0.5, t["masks"].amax(0).bool()
+            inter, union = inter + int((pred & truth).sum()), union + int((pred | truth).sum())
+        iou[stride] = inter / union
+    assert iou[2] > iou[4] + 0.08, iou
+
+
+def test_stride_two_refinement_starts_as_the_upsampled_stride_four_map() -> None:
+    from maskrt.train.phase import PhaseHead
+
+    torch.manual_seed(0)
+    head = PhaseHead(8, hidden=8, stride=2).eval()
+    feature, image = torch.randn(1, 8, 6, 5), torch.randn(1, 3, 24, 20)
+    with torch.no_grad():
+        got = head(feature, image)
+        coarse = head.block(feature)
+    assert got.shape == (1, 12, 10)
+    want = torch.nn.functional.interpolate(coarse, size=(12, 10), mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ValueError, match="input image"):
+        head(feature)
+    with pytest.raises(ValueError, match="stride 3"):
+        PhaseHead(8, stride=3)
+    with pytest.raises(MaskrtError, match="--phase-stride"):
+        ModelRecipe(arch="lite", classes=["bubble"], phase=True, phase_stride=8)
+
+
+def test_phase_stride_two_keeps_a_stride_four_head_and_never_drops_a_refinement(tmp_path: Path) -> None:
+    from maskrt.train.checkpoint import save_checkpoint
+    from maskrt.train.weights_source import model_for_training
+
+    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=96, phase=True)
+    torch.manual_seed(2)
+    model = build_model(recipe)
+    ckpt = save_checkpoint(tmp_path / "s4.pt", model, recipe)
+    got_recipe, got = model_for_training(None, ["bubble"], 96, str(ckpt), phase_only=True, phase_stride=2)
+    assert got_recipe.phase_stride == 2 and got.phase_head.refine is not None
+    own = model.state_dict()
+    state = got.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in own.items())  # the stride-4 head too: only the refinement is new
+    assert [n for n, p in got.named_parameters() if p.requires_grad] == [
+        n for n, _ in got.named_parameters() if n.startswith("phase_head.")]
+
+    ckpt2 = save_checkpoint(tmp_path / "s2.pt", got, got_recipe)
+    again, _ = model_for_training(None, ["bubble"], 96, str(ckpt2), phase_only=True)  # the checkpoint's stride
+    assert again.phase_stride == 2
+    joint, m = model_for_training(None, ["bubble"], 96, str(ckpt2))  # a full fine-tune keeps it too
+    assert joint.phase_stride == 2 and torch.equal(m.state_dict()["phase_head.refine.fuse.0.weight"],
+                                                   state["phase_head.refine.fuse.0.weight"])
+    for kw in ({"phase_only": True}, {}):
+        with pytest.raises(MaskrtError, match="drop its trained layers"):
+            model_for_training(None, ["bubble"], 96, str(ckpt2), phase_stride=4, **kw)
