@@ -45,24 +45,59 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
 
 
-def match_frame(pred_masks: list[np.ndarray], gt_masks: list[np.ndarray], iou: float = IOU_MATCH) -> int:
-    """Number of one-to-one matches between predicted and true masks at ``iou`` (greedy, best pairs first)."""
-    if not pred_masks or not gt_masks:
+Boxed = tuple[tuple[int, int, int, int], np.ndarray]
+"""A mask as ``((x0, y0, x1, y1), crop)``: its bounding box (exclusive) and the boolean mask inside it."""
+
+
+def boxed(mask: np.ndarray) -> Boxed | None:
+    """A full-frame boolean mask as :data:`Boxed` (``None`` when it is empty)."""
+    m = np.asarray(mask, dtype=bool)
+    ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if not len(ys):
+        return None
+    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    return (x0, y0, x1, y1), m[y0:y1, x0:x1]
+
+
+def match_boxed(pred: list[Boxed], gt: list[Boxed], iou: float = IOU_MATCH) -> int:
+    """Number of one-to-one matches at mask IoU >= ``iou`` (greedy, best pairs first), from boxed masks.
+
+    Only pairs whose boxes overlap are compared, each on the overlap of the two boxes, so a frame costs
+    what its masks cover, not what the frame does (the demo scores every frame while it streams).
+    """
+    if not pred or not gt:
         return 0
-    p = np.stack([m.ravel() for m in pred_masks]).astype(np.float32)
-    g = np.stack([m.ravel() for m in gt_masks]).astype(np.float32)
-    inter = p @ g.T
-    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
-    ious = inter / np.maximum(union, 1.0)
-    matched = 0
-    while True:
-        k = int(np.argmax(ious))
-        i, j = divmod(k, ious.shape[1])
-        if ious[i, j] < iou:
-            return matched
-        matched += 1
-        ious[i, :] = -1.0
-        ious[:, j] = -1.0
+    pb = np.asarray([b for b, _ in pred], dtype=np.int64)
+    gb = np.asarray([b for b, _ in gt], dtype=np.int64)
+    pa = np.asarray([int(c.sum()) for _, c in pred])
+    ga = np.asarray([int(c.sum()) for _, c in gt])
+    x0 = np.maximum(pb[:, None, 0], gb[None, :, 0])
+    y0 = np.maximum(pb[:, None, 1], gb[None, :, 1])
+    x1 = np.minimum(pb[:, None, 2], gb[None, :, 2])
+    y1 = np.minimum(pb[:, None, 3], gb[None, :, 3])
+    pairs: list[tuple[float, int, int]] = []
+    for i, j in zip(*np.nonzero((x1 > x0) & (y1 > y0))):
+        (px, py, _, _), pc = pred[i]
+        (gx, gy, _, _), gc = gt[j]
+        a0, b0, a1, b1 = int(x0[i, j]), int(y0[i, j]), int(x1[i, j]), int(y1[i, j])
+        inter = int(np.count_nonzero(pc[b0 - py:b1 - py, a0 - px:a1 - px] & gc[b0 - gy:b1 - gy, a0 - gx:a1 - gx]))
+        v = inter / max(int(pa[i] + ga[j]) - inter, 1)
+        if v >= iou:
+            pairs.append((v, int(i), int(j)))
+    pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
+    used_p: set[int] = set()
+    used_g: set[int] = set()
+    for _, i, j in pairs:
+        if i not in used_p and j not in used_g:
+            used_p.add(i)
+            used_g.add(j)
+    return len(used_p)
+
+
+def match_frame(pred_masks: list[np.ndarray], gt_masks: list[np.ndarray], iou: float = IOU_MATCH) -> int:
+    """Number of one-to-one matches between predicted and true full-frame masks at ``iou`` (best pairs first)."""
+    return match_boxed([b for b in map(boxed, pred_masks) if b is not None],
+                       [b for b in map(boxed, gt_masks) if b is not None], iou)
 
 
 class TruthScore:
@@ -80,13 +115,19 @@ class TruthScore:
         self.void_err: list[float] = []
 
     def add(self, index: int, pred_masks: list[np.ndarray], count: int, void_fraction: float) -> None:
-        """Score one processed frame (frames without ground truth are ignored)."""
+        """Score one processed frame from full-frame masks (frames without ground truth are ignored)."""
+        self.add_boxed(index, [b for b in map(boxed, pred_masks) if b is not None], count, void_fraction,
+                       n_pred=len(pred_masks))
+
+    def add_boxed(self, index: int, pred: list[Boxed], count: int, void_fraction: float,
+                  n_pred: int | None = None) -> None:
+        """Score one processed frame from boxed masks (an ``Instances``' regions and crops)."""
         t = self.truth.get(index)
         if t is None:
             return
         gt_masks = [rle_codec.decode(i["segmentation"]) for i in t["instances"]]
-        self.tp += match_frame(pred_masks, gt_masks)
-        self.n_pred += len(pred_masks)
+        self.tp += match_boxed(pred, [b for b in map(boxed, gt_masks) if b is not None])
+        self.n_pred += len(pred) if n_pred is None else n_pred
         self.n_gt += len(gt_masks)
         self.count_err.append(abs(count - len(gt_masks)))
         self.rel_count.append(abs(count - len(gt_masks)) / max(len(gt_masks), 1))
@@ -181,7 +222,8 @@ def run_demo(
             outs.write(result)
             inst = result.instances
             count, void = int(result.stats["count"]), float(result.stats["void_fraction"])
-            score.add(result.index, [inst.mask(i) for i in range(len(inst))], count, void)
+            score.add_boxed(result.index, [((int(r[0]), int(r[1]), int(r[2]), int(r[3])), c)
+                                           for r, c in zip(inst.regions, inst.crops)], count, void)
             per_frame.append({"index": result.index, "count": count, "void_fraction": void})
             diameters.extend(float(m["eq_diameter_px"]) for m in result.measurements if "eq_diameter_px" in m)
             stage_rows.append(dict(result.timings))

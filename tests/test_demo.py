@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from maskrt import rle
-from maskrt.demo import TruthScore, match_frame
+from maskrt.demo import TruthScore, boxed, match_boxed, match_frame
 
 
 def _disk(h: int, w: int, cy: int, cx: int, r: int) -> np.ndarray:
@@ -25,6 +25,37 @@ def test_match_frame_counts_one_to_one_overlaps() -> None:
     assert match_frame([a, a], [a]) == 1  # a duplicate prediction cannot match twice
     assert match_frame([np.roll(a, 12, axis=1)], [a]) == 0  # IoU < 0.5
     assert match_frame([], [a]) == 0
+
+
+def _match_full_frame(pred: list[np.ndarray], gt: list[np.ndarray], iou: float = 0.5) -> int:
+    """The whole-frame IoU matrix, greedy best pair first: what the boxed matching must equal."""
+    if not pred or not gt:
+        return 0
+    p = np.stack([m.ravel() for m in pred]).astype(np.float64)
+    g = np.stack([m.ravel() for m in gt]).astype(np.float64)
+    inter = p @ g.T
+    ious = inter / np.maximum(p.sum(1)[:, None] + g.sum(1)[None, :] - inter, 1.0)
+    n = 0
+    while ious.size and ious.max() >= iou:
+        i, j = np.unravel_index(int(np.argmax(ious)), ious.shape)
+        ious[i, :] = ious[:, j] = -1.0
+        n += 1
+    return n
+
+
+def test_boxed_matching_equals_the_whole_frame_iou_matrix() -> None:
+    rng = np.random.default_rng(3)
+    h, w = 48, 64
+    for _ in range(40):
+        gt = [_disk(h, w, *rng.integers(4, 44, 2), int(rng.integers(2, 9))) for _ in range(rng.integers(0, 6))]
+        pred = [np.roll(m, tuple(rng.integers(-3, 4, 2)), axis=(0, 1)) for m in gt[: rng.integers(0, 6)]]
+        pred += [_disk(h, w, *rng.integers(4, 44, 2), int(rng.integers(2, 9))) for _ in range(rng.integers(0, 3))]
+        want = _match_full_frame(pred, gt)
+        assert match_frame(pred, gt) == want
+        assert match_boxed([b for b in map(boxed, pred) if b], [b for b in map(boxed, gt) if b]) == want
+    (x0, y0, x1, y1), crop = boxed(_disk(h, w, 20, 30, 3))
+    assert (x0, y0, x1, y1) == (27, 17, 34, 24) and crop.shape == (7, 7) and crop.sum() == _disk(h, w, 20, 30, 3).sum()
+    assert boxed(np.zeros((4, 4), bool)) is None
 
 
 def test_truth_score_precision_recall_and_void_error() -> None:
