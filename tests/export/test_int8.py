@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import onnx
@@ -195,3 +197,45 @@ def test_cli_int8_errors_are_one_line_exit_2(lite_export, tmp_path, capsys):
     assert main(["export", str(lite_export.path), "--int8", "--calib", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "none" in err
+
+
+def test_demo_int8_copy_is_made_once_per_model_and_cached(lite_export, tmp_path, monkeypatch):
+    from maskrt.demo import int8_cache_dir, int8_copy
+
+    monkeypatch.setenv("MASKRT_CACHE", str(tmp_path / "cache"))
+    assert int8_cache_dir() == tmp_path / "cache" / "int8"
+    src = tmp_path / "m.onnx"
+    src.write_bytes(lite_export.path.read_bytes())
+    first, made = int8_copy(src, calib_images=2)
+    assert made and first.parent == tmp_path / "cache" / "int8" and read_meta(first).precision == "int8"
+    stamp = first.stat().st_mtime_ns
+    again, made_again = int8_copy(src, calib_images=2)
+    assert again == first and not made_again and first.stat().st_mtime_ns == stamp  # reused, not rewritten
+    assert int8_copy(first) == (first, False)  # an INT8 artifact is used as it is
+    assert src.read_bytes() == lite_export.path.read_bytes()  # the source is never touched
+
+    other = tmp_path / "other.onnx"  # another model (different bytes) gets its own copy
+    onnx_model = onnx.load(str(src))
+    onnx_model.doc_string = "changed"
+    onnx.save(onnx_model, str(other))
+    third, made_third = int8_copy(other, calib_images=2)
+    assert made_third and third != first and first.is_file()
+    with pytest.raises(MaskrtError, match="not found"):
+        int8_copy(tmp_path / "missing.onnx")
+
+
+def test_cli_demo_int8_runs_the_cached_int8_copy(lite_export, tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("MASKRT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("maskrt.demo.INT8_CALIB_IMAGES", 2)
+    out = tmp_path / "demo"
+    code = main(["demo", "--model", str(lite_export.path), "--int8", "--out", str(out), "--frames", "3",
+                 "--size", str(SIZE), "--bench-iters", "0"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    summary = json.loads((out / "summary.json").read_text())
+    used = Path(summary["model"])
+    assert used.parent == tmp_path / "cache" / "int8" and read_meta(used).precision == "int8"
+    assert summary["stream"]["processed"] == 3
+    assert "INT8 copy" in text and "made in" in text
