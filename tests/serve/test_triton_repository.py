@@ -31,9 +31,9 @@ def test_repository_of_the_bundled_model_matches_the_contract(tmp_path: Path) ->
     assert dims == {"boxes": ("TYPE_FP32", [1, d, 4]), "scores": ("TYPE_FP32", [1, d]),
                     "labels": ("TYPE_INT32", [1, d]), "masks": ("TYPE_FP32", [1, d, 28, 28]),
                     "num_dets": ("TYPE_INT32", [1]),
-                    # the bundled model's phase map: a quarter of the input per side
-                    **({"phase": ("TYPE_FP32", [1, 160, 160])} if meta.phase_stride else {})}
-    assert meta.phase_stride == 4  # the bundled model has a phase head
+                    # the bundled model's phase map: half the input per side (a stride-2 head)
+                    **({"phase": ("TYPE_FP32", [1, 320, 320])} if meta.phase_stride else {})}
+    assert meta.phase_stride == 2  # the bundled model has a stride-2 phase head
     assert config["instance_group"] == [{"count": 2, "kind": "KIND_AUTO"}]
     # a client reads the model's metadata back from the configuration, as the runtime's triton:// backend does
     served = ArtifactMeta.from_props(parameters_of(config), "config.pbtxt")
