@@ -1,4 +1,4 @@
-"""The per-pixel phase head: a stride-4 map of the dispersed phase (vapour or droplet liquid) beside the instances.
+"""The per-pixel phase head: a stride-4 or stride-2 map of the dispersed phase beside the instances.
 
 Instance masks live in boxes; a dense boiling frame is one large irregular vapour patch with liquid islands,
 merged bubbles and hundreds of specks, which boxes cover badly and which count for most of its void fraction.

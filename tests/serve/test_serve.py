@@ -98,11 +98,32 @@ class Server:
         threading.Thread(target=read, daemon=True).start()
         t0 = time.monotonic()
         while not ready.wait(0.2):
+            if self.answers():  # serving already: on a restart the ready line has been seen to come late
+                ready.wait(10.0)
+                break
             if self.proc.poll() is not None or time.monotonic() - t0 > START_TIMEOUT_S:
                 self.kill()
                 tail = self.log.read_text(encoding="utf-8")[-2000:]
                 pytest.fail(f"maskrt serve did not become ready (exit {self.proc.returncode}):\n{tail}")
         time.sleep(0.3)  # the URL lines follow the ready line
+
+    def answers(self) -> bool:
+        """Whether the model is ready on the gRPC port (checked at most once a second)."""
+        now = time.monotonic()
+        if now - getattr(self, "_checked", 0.0) < 1.0:
+            return False
+        self._checked = now
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            client = grpcclient.InferenceServerClient(f"127.0.0.1:{self.grpc}")
+            try:
+                return bool(client.is_model_ready("bubbles-lite"))
+            finally:
+                client.close()
+        except InferenceServerException:  # not listening yet
+            return False
 
     @property
     def url(self) -> str:
