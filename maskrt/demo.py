@@ -45,8 +45,9 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
 
 
-Boxed = tuple[tuple[int, int, int, int], np.ndarray]
-"""A mask as ``((x0, y0, x1, y1), crop)``: its bounding box (exclusive) and the boolean mask inside it."""
+Boxed = tuple[Any, np.ndarray]
+"""A mask as ``((x0, y0, x1, y1), crop)``: its bounding box (4 ints, exclusive; a tuple or a row of an
+``Instances``' ``regions``) and the boolean mask inside it."""
 
 
 def boxed(mask: np.ndarray) -> Boxed | None:
@@ -157,12 +158,9 @@ INT8_CALIB_IMAGES = 32
 
 def int8_cache_dir() -> Path:
     """Where INT8 copies go: ``$MASKRT_CACHE/int8``, else ``$XDG_CACHE_HOME/maskrt/int8`` (``~/.cache/maskrt/int8``)."""
-    import os
+    from maskrt.paths import user_cache_dir
 
-    env = os.environ.get("MASKRT_CACHE")
-    if env:
-        return Path(env) / "int8"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maskrt" / "int8"
+    return user_cache_dir("int8")
 
 
 def int8_copy(src: str | Path, cache: str | Path | None = None,
@@ -244,10 +242,10 @@ def run_demo(
     t0 = time.perf_counter()
     notes: list[str] = []
     if int8:
-        from maskrt.runtime.segmenter import BUNDLED_MODEL
+        from maskrt.runtime.segmenter import resolve_model
 
         t_q = time.perf_counter()
-        model, made = int8_copy(model or BUNDLED_MODEL)
+        model, made = int8_copy(resolve_model(model))
         notes.append(f"INT8 copy {model} " + (f"made in {time.perf_counter() - t_q:.0f} s (cached for next time)"
                                                 if made else "reused from the cache"))
     out = Path(out)
@@ -285,8 +283,7 @@ def run_demo(
             outs.write(result)
             inst = result.instances
             count, void = int(result.stats["count"]), float(result.stats["void_fraction"])
-            score.add_boxed(result.index, [((int(r[0]), int(r[1]), int(r[2]), int(r[3])), c)
-                                           for r, c in zip(inst.regions, inst.crops)], count, void)
+            score.add_boxed(result.index, list(zip(inst.regions, inst.crops)), count, void)
             per_frame.append({"index": result.index, "count": count, "void_fraction": void})
             diameters.extend(float(m["eq_diameter_px"]) for m in result.measurements if "eq_diameter_px" in m)
             stage_rows.append(dict(result.timings))

@@ -7,6 +7,8 @@ Every command that writes calls these before any slow work:
 - :func:`check_writable`: an output under ``/proc``, below a file, or in a folder without permission is refused
   with one line naming the path, instead of a traceback after the work is done.
 
+:func:`user_cache_dir` is where maskrt keeps what it makes for the user (decoded embedded images, INT8 copies).
+
 Example:
     >>> refuse_overwriting_inputs(["a.json"], files=["a.json"], fix="pass another --out")
     Traceback (most recent call last):
@@ -23,6 +25,14 @@ from pathlib import Path
 from maskrt.errors import MaskrtError
 
 PathLike = str | os.PathLike[str]
+
+
+def user_cache_dir(name: str) -> Path:
+    """``$MASKRT_CACHE/name``, else ``$XDG_CACHE_HOME/maskrt/name`` (``~/.cache/maskrt/name``)."""
+    env = os.environ.get("MASKRT_CACHE")
+    if env:
+        return Path(env) / name
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maskrt" / name
 
 
 def _resolved(path: PathLike) -> Path:

@@ -29,6 +29,7 @@ from torchvision.ops import misc as misc_nn_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from maskrt.errors import MaskrtError
+from maskrt.train.phase import PHASE_STRIDES, PhaseMaskRCNN
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ModelRecipe:
             self.anchor_sizes = [list(s) for s in _DEFAULT_ANCHORS[self.arch]]
         if not self.classes:
             raise MaskrtError("a model needs at least one class; check the dataset's categories")
-        if int(self.phase_stride) not in (4, 2):
+        if int(self.phase_stride) not in PHASE_STRIDES:
             raise MaskrtError(f"phase stride {self.phase_stride} is not 4 or 2; pass --phase-stride 4 or 2")
         self.phase_stride = int(self.phase_stride)
 
@@ -190,8 +191,6 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
     }
     num_anchors = len(recipe.anchor_sizes[0]) * len(recipe.aspect_ratios)
     from torchvision.models.detection.rpn import RPNHead
-
-    from maskrt.train.phase import PhaseMaskRCNN
 
     cls: Any = MaskRCNN
     if recipe.phase:

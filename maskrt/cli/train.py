@@ -96,7 +96,7 @@ def train(
     phase_stride: Annotated[int | None, typer.Option(
         "--phase-stride",
         help="Stride of the phase map: 4 (the FPN level), or 2 with a small refinement from the image itself "
-        "(sharper edges of bubbles a few pixels across; about 2% more per frame). Default: the checkpoint's, else 4. "
+        "(sharper edges of bubbles a few pixels across; about 5% more per frame). Default: the checkpoint's, else 4. "
         "A stride-4 head of --weights keeps its weights and gains the refinement, which starts as a no-op.",
     )] = _DEFAULTS.phase_stride,
     freeze_bn: Annotated[bool, typer.Option(

@@ -79,6 +79,7 @@ class Server:
         self.log = log
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
+        self._checked = 0.0  # when answers() last asked the server
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "maskrt", "serve", "--host", "127.0.0.1", "--grpc-port", str(self.grpc),
@@ -110,7 +111,7 @@ class Server:
     def answers(self) -> bool:
         """Whether the model is ready on the gRPC port (checked at most once a second)."""
         now = time.monotonic()
-        if now - getattr(self, "_checked", 0.0) < 1.0:
+        if now - self._checked < 1.0:
             return False
         self._checked = now
         import tritonclient.grpc as grpcclient

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 import struct
 from pathlib import Path
@@ -27,12 +26,10 @@ from maskrt.train.data.problems import ProblemLog
 
 
 def default_cache_dir() -> Path:
-    """Where decoded embedded images go: ``$MASKRT_CACHE`` or ``$XDG_CACHE_HOME/maskrt`` or ``~/.cache/maskrt``."""
-    env = os.environ.get("MASKRT_CACHE")
-    if env:
-        return Path(env) / "embedded-images"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "maskrt" / "embedded-images"
+    """Where decoded embedded images go: :func:`maskrt.paths.user_cache_dir` ``("embedded-images")``."""
+    from maskrt.paths import user_cache_dir
+
+    return user_cache_dir("embedded-images")
 
 
 def resolve_image(name: str, search_dirs: list[Path]) -> Path | None:
