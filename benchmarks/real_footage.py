@@ -48,6 +48,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "boiling-bottom-videosam"
 TAYLOR = ROOT / "tests" / "data" / "taylor-bubbles-coco" / "train"
 # contiguous held-out blocks (frame numbers, inclusive); training must never see them
 DEFAULT_BLOCKS = {"isolated": (200, 248), "dense": (900, 998)}
+ISOLATED_LAST = 248  # frames 0-248 of the recording are the isolated-bubble regime, 250-998 dense boiling
 
 
 @dataclass
@@ -256,7 +257,8 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def split_boiling(data: Path, out: Path, blocks: dict[str, tuple[int, int]], guard: int) -> tuple[int, int]:
-    """Write the train and val folders; returns their frame counts."""
+    """Write the train and val folders, and the training frames of the isolated regime again on their own
+    (``real-boiling-train-isolated``, to weight that sparse regime up); returns the train and val frame counts."""
     n_train = n_val = 0
     for img in sorted((data / "images").glob("*.png")):
         n = frame_number(img)
@@ -267,6 +269,9 @@ def split_boiling(data: Path, out: Path, blocks: dict[str, tuple[int, int]], gua
         dest = out / ("real-boiling-val" if near else "real-boiling-train")
         _link(img, dest / "images" / img.name)
         _link(data / "masks" / img.name, dest / "masks" / img.name)
+        if not near and n <= ISOLATED_LAST:
+            _link(img, out / "real-boiling-train-isolated" / "images" / img.name)
+            _link(data / "masks" / img.name, out / "real-boiling-train-isolated" / "masks" / img.name)
         n_val += near
         n_train += not near
     return n_train, n_val
@@ -284,8 +289,9 @@ def taylor_as_bubble(src: Path, out: Path) -> int:
 
 
 def prepare(out: Path, data: Path, guard: int = GUARD) -> str:
-    """Write ``out/real-boiling-train``, ``out/real-boiling-val`` and ``out/taylor-train``; a summary line."""
-    for name in ("real-boiling-train", "real-boiling-val", "taylor-train"):
+    """Write ``out/real-boiling-train`` (and its isolated frames, ``-isolated``), ``out/real-boiling-val`` and
+    ``out/taylor-train``; a summary line."""
+    for name in ("real-boiling-train", "real-boiling-train-isolated", "real-boiling-val", "taylor-train"):
         shutil.rmtree(out / name, ignore_errors=True)
     n_train, n_val = split_boiling(data, out, DEFAULT_BLOCKS, guard)
     n_taylor = taylor_as_bubble(TAYLOR, out / "taylor-train")
