@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx
 
-from maskrt.artifact import ArtifactMeta
+from maskrt.artifact import GRAPH_SCORE_THRESHOLD, ArtifactMeta
 
 
 def make_meta(
@@ -20,6 +20,7 @@ def make_meta(
     mask_threshold: float = 0.5,
     batch_size: int = 1,
     phase_stride: int = 0,
+    graph_score_threshold: float = GRAPH_SCORE_THRESHOLD,
 ) -> ArtifactMeta:
     """Metadata for an export of a model built from ``recipe`` (a :class:`maskrt.train.models.ModelRecipe`)."""
     return ArtifactMeta(
@@ -36,6 +37,7 @@ def make_meta(
         precision=precision,
         metrics=_jsonable(metrics or {}),
         phase_stride=int(phase_stride),
+        graph_score_threshold=float(graph_score_threshold),
     )
 
 

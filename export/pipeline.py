@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from maskrt.artifact import GRAPH_SCORE_THRESHOLD
 from maskrt.errors import MaskrtError
 from maskrt.options import ExportOptions  # declared torch-free for the CLI
 from maskrt.runtime.backends.formats import ENGINE_SUFFIXES, MODEL_SUFFIXES
@@ -65,6 +66,20 @@ def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
     return onnx_path, engine_path
 
 
+def _check_graph_conf(checkpoint: Path, opts: ExportOptions) -> None:
+    """``--graph-conf`` in [0, 1], not above ``--conf``, and only where a graph is traced (a checkpoint)."""
+    g = float(opts.graph_score_threshold)
+    if not 0.0 <= g <= 1.0:
+        raise MaskrtError(f"--graph-conf {g:g} must be in [0, 1]; pass e.g. --graph-conf 0.3")
+    if g > float(opts.score_threshold):
+        raise MaskrtError(f"--graph-conf {g:g} is above the runtime's default --conf {opts.score_threshold:g}: "
+                          f"the default threshold would drop nothing; pass --graph-conf {opts.score_threshold:g} "
+                          "or less")
+    if g != GRAPH_SCORE_THRESHOLD and checkpoint.suffix.lower() == ".onnx":
+        raise MaskrtError("--graph-conf is traced into the graph: export the checkpoint (.pt) with it; an .onnx "
+                          "keeps the threshold it was exported with", path=checkpoint)
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     opts: ExportOptions | None = None,
@@ -84,6 +99,7 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     if opts.int8 and opts.half:
         raise MaskrtError("--int8 and --half exclude each other; pick one precision")
+    _check_graph_conf(checkpoint, opts)
     if opts.fmt == "triton":
         return _triton(checkpoint, opts, step)
     if checkpoint.suffix.lower() == ".onnx":
@@ -104,9 +120,11 @@ def export_checkpoint(
 
     model, recipe, ckpt = load_model(checkpoint)
     size = (int(opts.imgsz), int(opts.imgsz))
-    wrapper = ExportWrapper(model, size, opts.max_det, recipe.mean, recipe.std)
+    wrapper = ExportWrapper(model, size, opts.max_det, recipe.mean, recipe.std,
+                            score_thresh=opts.graph_score_threshold)
     meta = make_meta(recipe, size, opts.max_det, "fp32", ckpt.get("metrics") or {}, opts.score_threshold,
-                     opts.mask_threshold, phase_stride=wrapper.phase_stride)
+                     opts.mask_threshold, phase_stride=wrapper.phase_stride,
+                     graph_score_threshold=opts.graph_score_threshold)
     onnx_path, engine_path = output_paths(checkpoint, opts)
 
     step(f"exporting ONNX ({size[0]}x{size[1]}, max_det {opts.max_det})")

@@ -16,11 +16,11 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 
-from maskrt.artifact import OUTPUT_NAMES, PHASE_OUTPUT
+from maskrt.artifact import GRAPH_SCORE_THRESHOLD, OUTPUT_NAMES, PHASE_OUTPUT
 from maskrt.errors import MaskrtError
 from maskrt.train.models import set_input_size, set_max_det
 
-DEFAULT_GRAPH_SCORE_THRESH = 0.05
+DEFAULT_GRAPH_SCORE_THRESH = GRAPH_SCORE_THRESHOLD
 """Score threshold applied inside the graph; the runtime applies the user's (higher) threshold."""
 
 

@@ -80,7 +80,12 @@ REQUIRED_KEYS = (
 )
 OPTIONAL_KEYS = (
     "phase_stride",  # int: stride S of the ``phase`` output; absent (0) when the model has none
+    "graph_score_threshold",  # float: detections below it are dropped inside the graph; absent: 0.05
 )
+GRAPH_SCORE_THRESHOLD = 0.05
+"""Default score below which the graph drops detections before NMS and the mask head (``maskrt export
+--graph-conf``): low, so that the runtime's threshold and COCO evaluation see nearly every detection. A higher
+one runs the mask head on fewer RoIs (a faster frame) but the runtime's ``conf`` cannot go below it."""
 
 
 class _Bad(ValueError):
@@ -186,6 +191,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "precision": ('"fp32", "fp16" or "int8"', _choice("fp32", "fp16", "int8")),
     "metrics": ("a JSON object", _metrics),
     "phase_stride": ("an integer in 0..64 (0: no phase output)", _int_in(0, 64)),
+    "graph_score_threshold": ("a number in [0, 1]", _unit),
 }
 """Per metadata key: what it must be (in words, for the message) and the check that returns its value."""
 
@@ -235,6 +241,7 @@ class ArtifactMeta:
     resize: str = "letterbox"
     letterbox_align: str = "top-left"
     phase_stride: int = 0
+    graph_score_threshold: float = GRAPH_SCORE_THRESHOLD
 
     def __post_init__(self) -> None:
         """Every field checked against :data:`FIELD_RULES` (the exporter builds metadata through here too)."""
@@ -253,6 +260,8 @@ class ArtifactMeta:
             out[KEY_PREFIX + key] = value if isinstance(value, str) else json.dumps(value)
         if self.phase_stride:
             out[KEY_PREFIX + "phase_stride"] = json.dumps(self.phase_stride)
+        if self.graph_score_threshold != GRAPH_SCORE_THRESHOLD:
+            out[KEY_PREFIX + "graph_score_threshold"] = json.dumps(self.graph_score_threshold)
         return out
 
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from maskrt.artifact import GRAPH_SCORE_THRESHOLD
 from maskrt.errors import MaskrtError
 
 MASK_KINDS = ("auto", "binary", "labels", "instances")
@@ -180,6 +181,9 @@ class ExportOptions:
     parity: bool = True
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
+    graph_score_threshold: float = GRAPH_SCORE_THRESHOLD
+    """Detections below it are dropped inside the graph, before NMS and the mask head (``--graph-conf``):
+    higher runs the mask head on fewer RoIs; the runtime's threshold cannot go below it."""
     workspace_gb: float = 4.0
     threads: int = 2
     int8: bool = False

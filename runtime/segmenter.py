@@ -112,6 +112,11 @@ class Segmenter:
         self.input_hw: tuple[int, int] = (h, w)
         self.class_names: list[str] = list(self.meta.class_names)
         self.conf = float(self.meta.score_threshold if conf is None else conf)
+        if self.conf < self.meta.graph_score_threshold:
+            log.warning("%s drops detections below %.2f inside its graph (exported with --graph-conf %.2f): conf "
+                        "%.2f gives what %.2f gives; re-export the checkpoint with a lower --graph-conf for more",
+                        self.path, self.meta.graph_score_threshold, self.meta.graph_score_threshold, self.conf,
+                        self.meta.graph_score_threshold)
         self.mask_threshold = float(self.meta.mask_threshold if mask_threshold is None else mask_threshold)
         self.class_ids: list[int] | None = None
         if classes:

@@ -92,6 +92,11 @@ def export(
         "--conf",
         help="Default score threshold stored for the runtime.",
     )] = _DEFAULTS.score_threshold,
+    graph_conf: Annotated[float, typer.Option(
+        "--graph-conf",
+        help="Detections below this score are dropped inside the graph, before NMS and the mask head: "
+             "fewer RoIs, a faster frame (e.g. 0.3 with --conf 0.5); the runtime cannot go below it.",
+    )] = _DEFAULTS.graph_score_threshold,
     workspace: Annotated[float, typer.Option(
         "--workspace",
         help="TensorRT workspace limit in GiB.",
@@ -116,6 +121,7 @@ def export(
 
     opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
+                         graph_score_threshold=graph_conf,
                          workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
                          heldout_images=heldout, triton_name=name, triton_instances=instances)
     console = Console(stderr=True)

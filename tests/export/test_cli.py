@@ -86,7 +86,7 @@ def test_option_defaults_are_export_options() -> None:
 
     command = typer.main.get_command(app).commands["export"]  # type: ignore[attr-defined]
     renamed = {"name": "triton_name", "instances": "triton_instances", "heldout": "heldout_images",
-               "workspace": "workspace_gb"}
+               "workspace": "workspace_gb", "graph_conf": "graph_score_threshold"}
     by_field = {renamed.get(p.name, p.name): p.default for p in command.params if p.name not in ("checkpoint", "check")}
     defaults = ExportOptions()
     assert by_field == {name: getattr(defaults, name) for name in by_field}
