@@ -64,9 +64,11 @@ def match_report(fp32_path: str | Path, int8_path: str | Path, images: Sequence[
 
 def artifact_results(model_path: str | Path, dataset: Any, threads: int = 2, backend: str = "onnxruntime") -> list[dict]:
     """COCO results (masks as RLE) of an artifact on every image of ``dataset``, through the runtime."""
+    from maskrt.export.metadata import read_meta
     from maskrt.runtime import Segmenter
 
-    seg = Segmenter(model_path, backend=backend, device="cpu", threads=threads, conf=AP_SCORE_THRESHOLD)
+    floor = max(AP_SCORE_THRESHOLD, read_meta(model_path).graph_score_threshold)  # all the graph gives
+    seg = Segmenter(model_path, backend=backend, device="cpu", threads=threads, conf=floor)
     names = list(seg.class_names)
     results: list[dict] = []
     for k, rec in enumerate(dataset.images):

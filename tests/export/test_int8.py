@@ -30,7 +30,7 @@ from maskrt.export.parity import Int8Parity, ParityReport
 from .conftest import SIZE
 
 TAIL_PREFIXES = ("/rpn/head/cls_logits", "/rpn/head/bbox_pred", "/roi_heads/box_predictor/",
-                 "/roi_heads/mask_predictor/")
+                 "/roi_heads/mask_predictor/mask_fcn_logits")
 MIN_MATCH_RATE = 0.8
 """Of the FP32 model's detections scoring >= 0.5, at least this share must be found by the INT8 model at box
 IoU 0.5 (random-weight test model, 4 calibration images; the bundled model matches far more, see
@@ -66,6 +66,14 @@ def test_conv_weights_are_per_channel_symmetric_int8(int8_path):
         assert producers[node.input[0]].op_type == "DequantizeLinear"  # INT8 input activation
         if len(node.input) > 2:
             assert inits[node.input[2]].data_type == TensorProto.FLOAT  # TensorRT rejects INT32 bias DQ
+    (up,) = (n for n in model.graph.node if n.op_type == "ConvTranspose")  # the mask predictor's 2x2 upsampling
+    dq = producers[up.input[1]]
+    weight, scale, zero = (inits[i] for i in dq.input)
+    assert dq.op_type == "DequantizeLinear" and weight.data_type == TensorProto.INT8
+    assert next(a.i for a in dq.attribute if a.name == "axis") == 1  # [I, O, kh, kw]: per output channel
+    assert numpy_helper.to_array(scale).shape == (weight.dims[1],) and not numpy_helper.to_array(zero).any()
+    assert producers[up.input[0]].op_type == "DequantizeLinear"
+    assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == up.output[0]]
     for q in (n for n in model.graph.node if n.op_type == "QuantizeLinear"):
         assert inits[q.input[2]].data_type == TensorProto.INT8 and not numpy_helper.to_array(inits[q.input[2]]).any()
 
