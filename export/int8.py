@@ -78,16 +78,26 @@ QUANT_PREFIXES = (
     "/roi_heads/mask_head/",
     "/roi_heads/mask_predictor/conv5_mask/",
 )
-"""Node-name prefixes (module paths from tracing the export wrapper) whose Conv/Gemm/MatMul are INT8.
+"""Node-name prefixes (module paths from tracing the export wrapper) whose Conv/Gemm/MatMul/ConvTranspose
+are INT8.
 
 Left out on purpose: ``/rpn/head/cls_logits``, ``/rpn/head/bbox_pred`` (objectness and box deltas:
 NMS and box decoding inputs), ``/roi_heads/box_predictor/`` (class scores, box deltas) and
-``/roi_heads/mask_predictor/`` (the transposed convolution and the mask logits)."""
+``/roi_heads/mask_predictor/mask_fcn_logits`` (the mask logits)."""
+
+FLOAT_OUTPUT_OPS = ("ConvTranspose",)
+"""Quantized operator types whose output is not quantized (the mask logits read the transposed convolution's)."""
+
 
 CALIB_SEED = 4242
 """Seed of the default synthetic calibration scenes (training used 0, 3, 5; validation 500; held-out 1000)."""
 
 DEFAULT_CALIB_IMAGES = 32
+
+
+def recipe_key() -> str:
+    """What decides the quantized graph besides the model and its calibration images (cache keys use it)."""
+    return repr((QUANT_OPS, QUANT_PREFIXES, FLOAT_OUTPUT_OPS, CALIB_SEED))
 
 
 @dataclass
@@ -261,7 +271,7 @@ def quantize_model(
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
                            "CalibMovingAverage": moving_average,
                            # the mask predictor's upsampling: INT8 in, float out (the mask logits read it)
-                           "OpTypesToExcludeOutputQuantization": ["ConvTranspose"]},
+                           "OpTypesToExcludeOutputQuantization": list(FLOAT_OUTPUT_OPS)},
         )  # fmt: skip
         out = onnx.load(str(dst))
     for key, value in props_of(model).items():  # the quantizer does not promise to keep metadata

@@ -168,8 +168,9 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     """The INT8 Q/DQ artifact of the FP32 artifact ``src``, made once and cached; ``(path, made_now)``.
 
     The same quantizer and default calibration as ``maskrt export MODEL.onnx --int8`` (synthetic mixed scenes),
-    written atomically under ``cache`` (default :func:`int8_cache_dir`) with the hash of ``src`` in its name,
-    so a changed model gets a new copy and an unchanged one is reused. An INT8 artifact is returned as it is.
+    written atomically under ``cache`` (default :func:`int8_cache_dir`) with a hash of ``src``, the quantizer's
+    recipe and the calibration count in its name, so a changed model or quantizer gets a new copy and an
+    unchanged one is reused. An INT8 artifact is returned as it is.
     Needs the ``onnx`` package (not torch).
     """
     import hashlib
@@ -180,7 +181,7 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     if not src.is_file():
         raise MaskrtError("model not found; pass an ONNX artifact with --model", path=src)
     try:
-        from maskrt.export.int8 import calibration_images, write_int8
+        from maskrt.export.int8 import calibration_images, recipe_key, write_int8
         from maskrt.export.metadata import read_meta
     except ImportError as exc:
         raise MaskrtError(f"--int8 needs the onnx package ({exc.name} is missing): pip install onnx",
@@ -188,13 +189,16 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     meta = read_meta(src)
     if meta.precision == "int8":
         return src, False
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    n_calib = calib_images or INT8_CALIB_IMAGES
+    key = hashlib.sha256(src.read_bytes())
+    key.update(f"{recipe_key()} {n_calib}".encode())  # a changed quantizer or calibration: a new copy
+    digest = key.hexdigest()[:16]
     dst = Path(cache) if cache is not None else int8_cache_dir()
     dst = dst / f"{src.stem}-{digest}-int8.onnx"
     if dst.is_file():
         return dst, False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    images, source = calibration_images(tuple(meta.input_size), calib_images or INT8_CALIB_IMAGES)
+    images, source = calibration_images(tuple(meta.input_size), n_calib)
     write_int8(src, dst, images, source)
     return dst, True
 

@@ -228,6 +228,9 @@ def test_demo_int8_copy_is_made_once_per_model_and_cached(lite_export, tmp_path,
     onnx.save(onnx_model, str(other))
     third, made_third = int8_copy(other, calib_images=2)
     assert made_third and third != first and first.is_file()
+    monkeypatch.setattr("maskrt.export.int8.QUANT_PREFIXES", ("/backbone/",))  # another quantizer recipe
+    fourth, made_fourth = int8_copy(src, calib_images=2)
+    assert made_fourth and fourth not in (first, third)  # a copy made by an older maskrt is not reused
     with pytest.raises(MaskrtError, match="not found"):
         int8_copy(tmp_path / "missing.onnx")
 
