@@ -80,3 +80,6 @@ def test_held_out_frames_are_never_trained_on(tmp_path: Path) -> None:
     assert not train & set(range(190, 259)) and not val & set(range(200, 249))
     assert val == {190, 192, 194, 196, 198, 250, 252, 254, 256, 258}
     assert (n_train, n_val) == (len(train), len(val)) == (10, 10)
+    isolated = {rf.frame_number(p) for p in (tmp_path / "out/real-boiling-train-isolated/images").glob("*.png")}
+    assert isolated == {n for n in train if n <= rf.ISOLATED_LAST} == set(range(180, 189, 2))  # trained frames only
+    assert {rf.frame_number(p) for p in (tmp_path / "out/real-boiling-train-isolated/masks").glob("*.png")} == isolated
