@@ -282,6 +282,40 @@ def quantize_model(
     return out
 
 
+SCORE_GATE_NODE = "/roi_heads/Greater"
+"""The traced ``scores > score_thresh`` of torchvision's box post-processing (before NMS and the mask head)."""
+
+
+def set_graph_score_threshold(model: onnx.ModelProto, value: float, source: str | Path = "model") -> None:
+    """Set the graph's score threshold (``maskrt export --graph-conf``) of an exported artifact in place.
+
+    The threshold is one scalar constant compared with the class scores before NMS and the mask head
+    (:data:`SCORE_GATE_NODE`); it is replaced by a new initializer and the metadata updated, so an artifact
+    needs no checkpoint to run the mask head on fewer RoIs. Refused when the node is not the one expected.
+    """
+    meta = ArtifactMeta.from_props(props_of(model), source)
+    if not 0.0 <= value <= meta.score_threshold:
+        raise MaskrtError(f"--graph-conf {value:g} must be in [0, {meta.score_threshold:g}] (the model's default "
+                          "conf); pass e.g. --graph-conf 0.3", path=source)
+    inits = {t.name: t for t in model.graph.initializer}
+    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    gates = [n for n in model.graph.node if n.op_type == "Greater" and n.name == SCORE_GATE_NODE]
+    if len(gates) == 1 and len(gates[0].input) == 2:
+        name = gates[0].input[1]
+        tensor = inits[name] if name in inits else consts[name].attribute[0].t if name in consts else None
+        if tensor is not None and tensor.data_type == TensorProto.FLOAT:
+            current = numpy_helper.to_array(tensor).ravel()
+            if current.size == 1 and abs(float(current[0]) - meta.graph_score_threshold) < 1e-6:
+                new = f"maskrt_graph_score_threshold_{value:g}"
+                model.graph.initializer.append(numpy_helper.from_array(
+                    np.asarray(value, np.float32).reshape(numpy_helper.to_array(tensor).shape), new))
+                gates[0].input[1] = new
+                set_meta(model, ArtifactMeta(**{**meta.__dict__, "graph_score_threshold": float(value)}))
+                return
+    raise MaskrtError("this model's score threshold node was not found (not a maskrt export, or edited); "
+                      "export the checkpoint with `maskrt export CHECKPOINT --graph-conf`", path=source)
+
+
 def write_int8(
     src: str | Path, dst: str | Path, images: Sequence[np.ndarray], calib_source: str = "",
     calibrate: str = "minmax-average",

@@ -67,17 +67,17 @@ def output_paths(checkpoint: Path, opts: ExportOptions) -> tuple[Path, Path]:
 
 
 def _check_graph_conf(checkpoint: Path, opts: ExportOptions) -> None:
-    """``--graph-conf`` in [0, 1], not above ``--conf``, and only where a graph is traced (a checkpoint)."""
+    """``--graph-conf`` in [0, 1] and not above ``--conf``; on an .onnx only with ``--int8`` (rewritten there)."""
     g = float(opts.graph_score_threshold)
     if not 0.0 <= g <= 1.0:
         raise MaskrtError(f"--graph-conf {g:g} must be in [0, 1]; pass e.g. --graph-conf 0.3")
-    if g > float(opts.score_threshold):
+    if g > float(opts.score_threshold) and checkpoint.suffix.lower() != ".onnx":  # an .onnx keeps its own conf
         raise MaskrtError(f"--graph-conf {g:g} is above the runtime's default --conf {opts.score_threshold:g}: "
                           f"the default threshold would drop nothing; pass --graph-conf {opts.score_threshold:g} "
                           "or less")
-    if g != GRAPH_SCORE_THRESHOLD and checkpoint.suffix.lower() == ".onnx":
-        raise MaskrtError("--graph-conf is traced into the graph: export the checkpoint (.pt) with it; an .onnx "
-                          "keeps the threshold it was exported with", path=checkpoint)
+    if g != GRAPH_SCORE_THRESHOLD and checkpoint.suffix.lower() == ".onnx" and (not opts.int8 or opts.fmt == "triton"):
+        raise MaskrtError("--graph-conf on an .onnx file works with --int8 (its INT8 copy gets the threshold); "
+                          "otherwise export the checkpoint (.pt) with it", path=checkpoint)
 
 
 def export_checkpoint(
@@ -230,7 +230,19 @@ def _int8_from_onnx(src: Path, opts: ExportOptions, step: Callable[[str], None])
         raise MaskrtError("--out names the source model; pass another file name", path=dst)
     nodes = _node_count(src)
     result = ExportResult(src, src.stat().st_size, nodes, nodes, False, meta.precision)
-    _quantize(result, src, dst, opts, step, meta.pad_value)
+    with tempfile.TemporaryDirectory(prefix="maskrt-export-") as tmp:
+        fp32 = src
+        if opts.graph_score_threshold != GRAPH_SCORE_THRESHOLD:  # the FP32 graph rewritten, then quantized
+            import onnx
+
+            from maskrt.export.int8 import set_graph_score_threshold
+
+            step(f"setting the graph's score threshold to {opts.graph_score_threshold:g}")
+            model = onnx.load(str(src))
+            set_graph_score_threshold(model, float(opts.graph_score_threshold), src)
+            fp32 = Path(tmp) / "model.fp32.onnx"
+            onnx.save(model, str(fp32))
+        _quantize(result, fp32, dst, opts, step, meta.pad_value)
     _check(result, step)
     engine_out = opts.out is not None and Path(opts.out).suffix in ENGINE_SUFFIXES
     _engine(result, Path(opts.out) if engine_out else dst.with_suffix(".engine"), opts, step)

@@ -154,6 +154,8 @@ class TruthScore:
 
 INT8_CALIB_IMAGES = 32
 """Synthetic scenes the demo's INT8 copy is calibrated on (as ``maskrt export --int8`` by default)."""
+INT8_GRAPH_CONF = 0.3
+"""Score below which the demo's INT8 copy drops detections inside its graph (``maskrt export --graph-conf``)."""
 
 
 def int8_cache_dir() -> Path:
@@ -170,10 +172,14 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     The same quantizer and default calibration as ``maskrt export MODEL.onnx --int8`` (synthetic mixed scenes),
     written atomically under ``cache`` (default :func:`int8_cache_dir`) with a hash of ``src``, the quantizer's
     recipe and the calibration count in its name, so a changed model or quantizer gets a new copy and an
-    unchanged one is reused. An INT8 artifact is returned as it is.
+    unchanged one is reused. An INT8 artifact is returned as it is. The copy's graph drops detections below
+    :data:`INT8_GRAPH_CONF` (at most the model's default conf, which the demo uses) before NMS and the mask head,
+    as ``maskrt export --graph-conf`` does: every detection the demo shows is unchanged, the mask head runs on
+    fewer RoIs.
     Needs the ``onnx`` package (not torch).
     """
     import hashlib
+    import tempfile
 
     from maskrt.errors import MaskrtError
 
@@ -181,7 +187,9 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     if not src.is_file():
         raise MaskrtError("model not found; pass an ONNX artifact with --model", path=src)
     try:
-        from maskrt.export.int8 import calibration_images, recipe_key, write_int8
+        import onnx
+
+        from maskrt.export.int8 import calibration_images, recipe_key, set_graph_score_threshold, write_int8
         from maskrt.export.metadata import read_meta
     except ImportError as exc:
         raise MaskrtError(f"--int8 needs the onnx package ({exc.name} is missing): pip install onnx",
@@ -190,8 +198,9 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     if meta.precision == "int8":
         return src, False
     n_calib = calib_images or INT8_CALIB_IMAGES
+    gate = max(meta.graph_score_threshold, min(INT8_GRAPH_CONF, meta.score_threshold))
     key = hashlib.sha256(src.read_bytes())
-    key.update(f"{recipe_key()} {n_calib}".encode())  # a changed quantizer or calibration: a new copy
+    key.update(f"{recipe_key()} {n_calib} {gate}".encode())  # a changed quantizer or calibration: a new copy
     digest = key.hexdigest()[:16]
     dst = Path(cache) if cache is not None else int8_cache_dir()
     dst = dst / f"{src.stem}-{digest}-int8.onnx"
@@ -199,7 +208,14 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
         return dst, False
     dst.parent.mkdir(parents=True, exist_ok=True)
     images, source = calibration_images(tuple(meta.input_size), n_calib)
-    write_int8(src, dst, images, source)
+    with tempfile.TemporaryDirectory(prefix="maskrt-int8-") as tmp:
+        fp32 = src
+        if gate != meta.graph_score_threshold:
+            model = onnx.load(str(src))
+            set_graph_score_threshold(model, gate, src)
+            fp32 = Path(tmp) / src.name
+            onnx.save(model, str(fp32))
+        write_int8(fp32, dst, images, source)
     return dst, True
 
 

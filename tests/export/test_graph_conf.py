@@ -95,7 +95,42 @@ def test_bad_graph_conf_is_one_line_exit_2(exports, tmp_path, capsys):
     assert main(["export", str(ckpt), "--imgsz", str(SIZE), "--graph-conf", "0.8", "--out", str(tmp_path / "a.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--graph-conf 0.8 is above" in err and "--conf 0.5" in err
-    assert main(["export", str(paths[GRAPH_SCORE_THRESHOLD]), "--int8", "--graph-conf", "0.3"]) == 2
+    assert main(["export", str(paths[GRAPH_SCORE_THRESHOLD]), "--graph-conf", "0.3"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "g0.05.onnx" in err and "export the checkpoint (.pt)" in err
-    assert not (tmp_path / "a.onnx").exists()
+    assert "g0.05.onnx" in err and "works with --int8" in err
+    assert main(["export", str(paths[GRAPH_SCORE_THRESHOLD]), "--int8", "--graph-conf", "0.75",
+                 "--out", str(tmp_path / "b.onnx")]) == 2  # above the model's own conf (0.7)
+    assert "must be in [0, 0.7]" in capsys.readouterr().err
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+def test_an_exported_artifact_gets_the_threshold_without_its_checkpoint(exports, tmp_path):
+    """Rewriting the graph's score constant gives what tracing with --graph-conf gives, and its INT8 copy keeps it."""
+    import onnx
+
+    from maskrt.errors import MaskrtError
+    from maskrt.export.int8 import SCORE_GATE_NODE, set_graph_score_threshold
+
+    _, paths = exports
+    model = onnx.load(str(paths[GRAPH_SCORE_THRESHOLD]))
+    set_graph_score_threshold(model, GRAPH, paths[GRAPH_SCORE_THRESHOLD])
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(rewritten))
+    assert read_meta(rewritten).graph_score_threshold == GRAPH
+    for scene in synthetic_scenes(2, (SIZE, SIZE), seed=4):
+        for a, b in zip(_rows(rewritten, scene.image), _rows(paths[GRAPH], scene.image)):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+    edited = onnx.load(str(paths[GRAPH_SCORE_THRESHOLD]))
+    next(n for n in edited.graph.node if n.name == SCORE_GATE_NODE).name = "renamed"
+    with pytest.raises(MaskrtError, match="score threshold node was not found"):
+        set_graph_score_threshold(edited, GRAPH)
+
+    out = tmp_path / "q.onnx"
+    assert main(["export", str(paths[GRAPH_SCORE_THRESHOLD]), "--int8", "--graph-conf", str(GRAPH), "--out",
+                 str(out), "--calib-images", "2", "--int8-heldout", "0", "--parity-images", "1"]) == 0
+    meta = read_meta(out)
+    assert meta.precision == "int8" and meta.graph_score_threshold == GRAPH
+    scene = synthetic_scenes(1, (SIZE, SIZE), seed=4)[0]
+    assert (_rows(out, scene.image)[1] >= GRAPH).all()
+    assert read_meta(paths[GRAPH_SCORE_THRESHOLD]).graph_score_threshold == GRAPH_SCORE_THRESHOLD  # source kept
