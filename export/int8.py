@@ -310,6 +310,8 @@ def set_graph_score_threshold(model: onnx.ModelProto, value: float, source: str 
                 model.graph.initializer.append(numpy_helper.from_array(
                     np.asarray(value, np.float32).reshape(numpy_helper.to_array(tensor).shape), new))
                 gates[0].input[1] = new
+                if name in inits and not any(name in n.input for n in model.graph.node):
+                    model.graph.initializer.remove(inits[name])  # the old constant, now unused
                 set_meta(model, ArtifactMeta(**{**meta.__dict__, "graph_score_threshold": float(value)}))
                 return
     raise MaskrtError("this model's score threshold node was not found (not a maskrt export, or edited); "
