@@ -52,6 +52,7 @@ import glob
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,11 +305,11 @@ def set_graph_score_threshold(model: onnx.ModelProto, value: float, source: str 
         name = gates[0].input[1]
         tensor = inits[name] if name in inits else consts[name].attribute[0].t if name in consts else None
         if tensor is not None and tensor.data_type == TensorProto.FLOAT:
-            current = numpy_helper.to_array(tensor).ravel()
-            if current.size == 1 and abs(float(current[0]) - meta.graph_score_threshold) < 1e-6:
+            current = numpy_helper.to_array(tensor)
+            if current.size == 1 and abs(float(current.ravel()[0]) - meta.graph_score_threshold) < 1e-6:
                 new = f"maskrt_graph_score_threshold_{value:g}"
                 model.graph.initializer.append(numpy_helper.from_array(
-                    np.asarray(value, np.float32).reshape(numpy_helper.to_array(tensor).shape), new))
+                    np.full(current.shape, value, np.float32), new))
                 gates[0].input[1] = new
                 if name in inits and not any(name in n.input for n in model.graph.node):
                     model.graph.initializer.remove(inits[name])  # the old constant, now unused
@@ -316,6 +317,21 @@ def set_graph_score_threshold(model: onnx.ModelProto, value: float, source: str 
                 return
     raise MaskrtError("this model's score threshold node was not found (not a maskrt export, or edited); "
                       "export the checkpoint with `maskrt export CHECKPOINT --graph-conf`", path=source)
+
+
+@contextmanager
+def with_graph_score_threshold(src: Path, value: float | None) -> Iterator[Path]:
+    """``src`` itself when ``value`` is None, else a temporary copy of it whose graph's score threshold is
+    ``value`` (:func:`set_graph_score_threshold`): what an INT8 copy with ``--graph-conf`` is quantized from."""
+    if value is None:
+        yield src
+        return
+    model = onnx.load(str(src))
+    set_graph_score_threshold(model, float(value), src)
+    with tempfile.TemporaryDirectory(prefix="maskrt-int8-") as tmp:
+        path = Path(tmp) / src.name
+        onnx.save(model, str(path))
+        yield path
 
 
 def write_int8(

@@ -230,18 +230,12 @@ def _int8_from_onnx(src: Path, opts: ExportOptions, step: Callable[[str], None])
         raise MaskrtError("--out names the source model; pass another file name", path=dst)
     nodes = _node_count(src)
     result = ExportResult(src, src.stat().st_size, nodes, nodes, False, meta.precision)
-    with tempfile.TemporaryDirectory(prefix="maskrt-export-") as tmp:
-        fp32 = src
-        if opts.graph_score_threshold != GRAPH_SCORE_THRESHOLD:  # the FP32 graph rewritten, then quantized
-            import onnx
+    from maskrt.export.int8 import with_graph_score_threshold
 
-            from maskrt.export.int8 import set_graph_score_threshold
-
-            step(f"setting the graph's score threshold to {opts.graph_score_threshold:g}")
-            model = onnx.load(str(src))
-            set_graph_score_threshold(model, float(opts.graph_score_threshold), src)
-            fp32 = Path(tmp) / "model.fp32.onnx"
-            onnx.save(model, str(fp32))
+    gate = opts.graph_score_threshold if opts.graph_score_threshold != GRAPH_SCORE_THRESHOLD else None
+    if gate is not None:  # the FP32 graph rewritten, then quantized and compared with
+        step(f"setting the graph's score threshold to {gate:g}")
+    with with_graph_score_threshold(src, gate) as fp32:
         _quantize(result, fp32, dst, opts, step, meta.pad_value)
     _check(result, step)
     engine_out = opts.out is not None and Path(opts.out).suffix in ENGINE_SUFFIXES

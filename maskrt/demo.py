@@ -179,7 +179,6 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     Needs the ``onnx`` package (not torch).
     """
     import hashlib
-    import tempfile
 
     from maskrt.errors import MaskrtError
 
@@ -187,9 +186,7 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
     if not src.is_file():
         raise MaskrtError("model not found; pass an ONNX artifact with --model", path=src)
     try:
-        import onnx
-
-        from maskrt.export.int8 import calibration_images, recipe_key, set_graph_score_threshold, write_int8
+        from maskrt.export.int8 import calibration_images, recipe_key, with_graph_score_threshold, write_int8
         from maskrt.export.metadata import read_meta
     except ImportError as exc:
         raise MaskrtError(f"--int8 needs the onnx package ({exc.name} is missing): pip install onnx",
@@ -208,13 +205,7 @@ def int8_copy(src: str | Path, cache: str | Path | None = None,
         return dst, False
     dst.parent.mkdir(parents=True, exist_ok=True)
     images, source = calibration_images(tuple(meta.input_size), n_calib)
-    with tempfile.TemporaryDirectory(prefix="maskrt-int8-") as tmp:
-        fp32 = src
-        if gate != meta.graph_score_threshold:
-            model = onnx.load(str(src))
-            set_graph_score_threshold(model, gate, src)
-            fp32 = Path(tmp) / src.name
-            onnx.save(model, str(fp32))
+    with with_graph_score_threshold(src, gate if gate != meta.graph_score_threshold else None) as fp32:
         write_int8(fp32, dst, images, source)
     return dst, True
 
