@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from maskrt.atomic import write_text
+from maskrt.errors import MaskrtError
 from maskrt.train.data.record import Dataset
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,37 @@ def predict(
             progress(idxs[-1] + 1, n)
     model.train(was_training)
     return results
+
+
+@torch.inference_mode()
+def phase_maps(model: torch.nn.Module, dataset: Dataset, device: str | torch.device = "cpu",
+               progress: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(phase probability, truth)`` per image of ``dataset``, both at the image's size (float32, bool).
+
+    The truth is the union of the image's instance masks, as validation scores it (:func:`_add_phase`).
+    """
+    from maskrt.train.dataset import MaskDataset
+
+    was_training = model.training
+    model.eval()
+    view = MaskDataset(dataset, max_size=None, augment=None, skip_crowd=False)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    n = len(dataset.images)
+    for i in range(n):
+        result = model([_image_only(view, i).to(device)])[0]
+        if "phase" not in result:
+            model.train(was_training)
+            raise MaskrtError("the model has no phase head; train one with `maskrt train --phase-only`")
+        prob = result["phase"].float().cpu().numpy()
+        h, w = prob.shape
+        truth = np.zeros((h, w), dtype=bool)
+        for a in dataset.images[i].annotations:
+            truth |= a.mask(h, w).astype(bool)
+        out.append((prob, truth))
+        if progress is not None:
+            progress(i + 1, n)
+    model.train(was_training)
+    return out
 
 
 def _add_phase(stats: dict[str, Any], prob: torch.Tensor, view: Any, idx: int) -> None:

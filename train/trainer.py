@@ -107,6 +107,19 @@ def _datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     return train_ds, val_ds
 
 
+def _set_phase_loss(model: torch.nn.Module, cfg: TrainConfig, recipe: Any) -> None:
+    """Give the phase head the loss asked for (``--phase-loss``); refused on a model without one."""
+    from maskrt.train.phase import PhaseMaskRCNN
+
+    if isinstance(model, PhaseMaskRCNN):
+        model.phase_loss = cfg.phase_loss
+        if cfg.phase_loss != "dice":
+            log.info("phase map trained with cross-entropy + %s", cfg.phase_loss)
+    elif cfg.phase_loss != "dice":
+        raise MaskrtError(f"--phase-loss {cfg.phase_loss}: the {recipe.arch} model has no phase head; "
+                          "add --phase (or --phase-only)")
+
+
 def _lite_fast_from_lite(model: torch.nn.Module, cfg: TrainConfig, train_ds: Any, n_images: int = 8) -> None:
     """A lite-fast run from lite weights: distil its separable stride-4 convolutions first (maskrt.train.lite_fast)."""
     if cfg.weights in ("none", "imagenet", "coco"):
@@ -224,6 +237,10 @@ def _train(config: TrainConfig, t_start: float) -> TrainResult:
     engine.lr_factor(0, 1, 0, cfg.schedule)
     if cfg.optimizer not in ("sgd", "adamw"):
         raise MaskrtError(f"unknown optimizer {cfg.optimizer!r}; use --optimizer sgd or adamw")
+    from maskrt.train.phase import PHASE_LOSSES
+
+    if cfg.phase_loss not in PHASE_LOSSES:
+        raise MaskrtError(f"unknown phase loss {cfg.phase_loss!r}; use --phase-loss {' or '.join(PHASE_LOSSES)}")
     device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
@@ -263,6 +280,7 @@ def _run(
             phase=cfg.phase, phase_only=cfg.phase_only, phase_stride=cfg.phase_stride,
         )
     cfg.arch = recipe.arch
+    _set_phase_loss(model, cfg, recipe)
     model.to(device)
     if resume_ckpt is None and recipe.arch == "lite-fast" and dist.is_main:  # DDP copies rank 0's weights
         _lite_fast_from_lite(model, cfg, train_ds)  # on the training device

@@ -99,6 +99,11 @@ def train(
         "(sharper edges of bubbles a few pixels across; about 5% more per frame). Default: the checkpoint's, else 4. "
         "A stride-4 head of --weights keeps its weights and gains the refinement, which starts as a no-op.",
     )] = _DEFAULTS.phase_stride,
+    phase_loss: Annotated[str, typer.Option(
+        "--phase-loss",
+        help="What trains the phase map beside cross-entropy: dice (soft Dice), or lovasz (the Lovasz hinge, "
+        "a surrogate of the union IoU itself: on bubbles a few pixels across Dice makes the map fat).",
+    )] = _DEFAULTS.phase_loss,
     freeze_bn: Annotated[bool, typer.Option(
         "--freeze-bn",
         help="Keep every BatchNorm's statistics and scale/shift as loaded from --weights (fine-tuning on a few "

@@ -11,7 +11,7 @@ import torch
 from maskrt.errors import MaskrtError
 from maskrt.train.evaluate import phase_metrics
 from maskrt.train.models import ModelRecipe, build_model
-from maskrt.train.phase import PhaseMaskRCNN, phase_loss, phase_targets
+from maskrt.train.phase import PhaseMaskRCNN, lovasz_hinge, phase_loss, phase_targets
 
 
 def _batch(n: int = 2, size: int = 96) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
@@ -44,12 +44,31 @@ def test_phase_targets_are_the_union_of_the_instance_masks_padded() -> None:
     assert t[1].sum() == 0
 
 
-def test_phase_loss_is_lower_for_the_right_map() -> None:
+@pytest.mark.parametrize("kind", ["dice", "lovasz"])
+def test_phase_loss_is_lower_for_the_right_map(kind: str) -> None:
     target = torch.zeros((1, 16, 16))
     target[0, 4:12, 4:12] = 1
     right = torch.full((1, 4, 4), -6.0)
     right[0, 1:3, 1:3] = 6.0
-    assert phase_loss(right, target) < 0.3 < phase_loss(-right, target)
+    assert phase_loss(right, target, kind) < 0.3 < phase_loss(-right, target, kind)
+    with pytest.raises(ValueError, match="lovasz"):
+        phase_loss(right, target, "iou")
+
+
+def test_lovasz_hinge_is_one_minus_the_iou_of_a_hard_map() -> None:
+    """Logits +-1 where right and 0 where wrong: the hinge errors are 0/1 and the loss is exactly 1 - IoU."""
+    labels = torch.zeros(40)
+    labels[:10] = 1
+    pred = labels.clone()
+    pred[:2] = 0  # 2 bubble pixels missed
+    pred[20:23] = 1  # 3 liquid pixels called vapour
+    logits = torch.where(pred == labels, 2 * labels - 1, torch.zeros(40))
+    assert float(lovasz_hinge(logits, labels)) == pytest.approx(1 - 8 / 13)
+    assert float(lovasz_hinge(3 * (2 * labels - 1), labels)) == 0.0  # right beyond the margin: nothing to learn
+    # a wider miss costs more: IoU is what it tracks
+    worse = logits.clone()
+    worse[23:26] = 0.0
+    assert float(lovasz_hinge(worse, labels)) == pytest.approx(1 - 8 / 16)
 
 
 def test_phase_only_training_learns_the_map_and_changes_nothing_else() -> None:
@@ -148,6 +167,21 @@ def test_cli_phase_only_run_keeps_the_instances_and_exports_the_map(
     assert 0.0 <= inst.void_fraction() <= 1.0
 
 
+def test_phase_loss_option_is_checked_before_training(tiny_run: Path, shapes_coco: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown --phase-loss, or one for a model without a phase head: one line, exit 2, no run folder."""
+    from maskrt.cli import main
+
+    common = ["train", "--data", str(shapes_coco), "--weights", str(tiny_run / "last.pt"), "--imgsz", "64",
+              "--iters", "1", "--batch", "1", "--workers", "0", "--no-progress"]
+    assert main([*common, "--phase-only", "--phase-loss", "iou", "--out", str(tmp_path / "a")]) == 2
+    assert "unknown phase loss 'iou'; use --phase-loss dice or lovasz" in capsys.readouterr().err
+    assert main([*common, "--phase-loss", "lovasz", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "--phase-loss lovasz" in err and "no phase head" in err and "--phase" in err
+    assert not (tmp_path / "b" / "last.pt").exists()
+
+
 def _specks(n: int, size: int, seed: int) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Bubbles 3-8 px across (as in isolated-boiling frames), a dozen per image."""
     g = torch.Generator().manual_seed(seed)
@@ -244,3 +278,94 @@ def test_phase_stride_two_keeps_a_stride_four_head_and_never_drops_a_refinement(
     for kw in ({"phase_only": True}, {}):
         with pytest.raises(MaskrtError, match="drop its trained layers"):
             model_for_training(None, ["bubble"], 96, str(ckpt2), phase_stride=4, **kw)
+
+
+def _fat_maps(n: int = 3, size: int = 64, grow: float = 1.5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Discs as truth; their probability map's 0.5 level ``grow`` px outside the edge (a biased map)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    maps = []
+    for _ in range(n):
+        dist = np.full((size, size), np.inf, np.float32)
+        for _ in range(6):
+            cx, cy, r = rng.uniform(8, size - 8), rng.uniform(8, size - 8), rng.uniform(2, 6)
+            dist = np.minimum(dist, np.hypot(xx - cx, yy - cy) - r)  # signed distance to the nearest disc
+        prob = 1.0 / (1.0 + np.exp(dist - grow))
+        maps.append((prob.astype(np.float32), dist <= 0))
+    return maps
+
+
+def test_choose_phase_offset_takes_the_bias_out_of_a_fat_map() -> None:
+    from maskrt.train.phase import choose_phase_offset, phase_scores
+
+    maps = _fat_maps()
+    at_half = phase_scores(maps, 0.5)
+    offset, after = choose_phase_offset(maps, "void")
+    # the map's edge is 1.5 px out: its logit there is 1.5, so the right threshold is near sigmoid(1.5)
+    assert 1.0 <= offset <= 2.0, offset
+    assert after["void_abs_err"] < 0.25 * at_half["void_abs_err"]
+    assert after["iou"] > at_half["iou"] + 0.1
+    offset_iou, by_iou = choose_phase_offset(maps, "iou")
+    assert by_iou["iou"] >= after["iou"] and 1.0 <= offset_iou <= 2.0
+    exact = [(truth.astype(np.float32), truth) for _, truth in maps]  # nothing to correct: no offset
+    assert choose_phase_offset(exact, "void") == (0.0, phase_scores(exact, 0.5))
+    with pytest.raises(ValueError, match="void"):
+        choose_phase_offset(maps, "dice")
+
+
+@pytest.mark.parametrize("stride", [4, 2])
+def test_shift_phase_logits_moves_the_map_and_nothing_else(stride: int) -> None:
+    from maskrt.train.phase import shift_phase_logits
+
+    torch.manual_seed(0)
+    model = build_model(ModelRecipe(arch="lite", classes=["bubble"], image_size=96, phase=True,
+                                    phase_stride=stride)).eval()
+    if stride == 2:  # a trained refinement (it starts at zero)
+        with torch.no_grad():
+            model.phase_head.refine.fuse[-1].weight.normal_(0, 0.1)
+    image = [torch.rand(3, 96, 96)]
+    with torch.no_grad():
+        before = model(image)[0]
+        shift_phase_logits(model, 0.8)
+        after = model(image)[0]
+    logit = torch.logit(before["phase"].double())
+    assert torch.allclose(after["phase"].double(), torch.sigmoid(logit - 0.8), atol=1e-5)
+    assert torch.equal(after["boxes"], before["boxes"]) and torch.equal(after["scores"], before["scores"])
+
+
+def test_calibrate_phase_tool_writes_a_new_checkpoint_with_only_the_bias_moved(
+    tiny_run: Path, shapes_coco: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from maskrt.train.checkpoint import load_checkpoint, save_checkpoint
+
+    spec = importlib.util.spec_from_file_location("calibrate_phase", Path(__file__).resolve().parents[2]
+                                                  / "tools" / "calibrate_phase.py")
+    assert spec and spec.loader
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    recipe = ModelRecipe(arch="lite", classes=["bubble"], image_size=128, phase=True, phase_stride=2)
+    torch.manual_seed(0)
+    model = build_model(recipe)
+    with torch.no_grad():
+        model.phase_head.block[-1].bias.fill_(3.0)  # "vapour everywhere": a map biased far up
+    src = save_checkpoint(tmp_path / "phase.pt", model, recipe)
+    out = tmp_path / "cal.pt"
+    assert tool.main([str(src), "--data", str(shapes_coco), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "phase map at 0.5" in text and "wrote" in text
+    a, b = load_checkpoint(src), load_checkpoint(out)
+    moved = [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])]
+    assert moved == ["phase_head.refine.fuse.8.bias"]  # the refinement's last 1x1
+    info = b["phase_calibrated"]
+    assert info["offset"] > 0.5 and info["after"]["void_abs_err"] < info["before"]["void_abs_err"]
+    assert b["model"][moved[0]] == pytest.approx(a["model"][moved[0]] - info["offset"])
+    # refusals: one line, exit 2, nothing written over an input or half-written
+    before = src.read_bytes()
+    assert tool.main([str(src), "--data", str(shapes_coco), "--out", str(src)]) == 2
+    assert src.read_bytes() == before
+    assert tool.main([str(tiny_run / "last.pt"), "--data", str(shapes_coco), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "no phase head" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+    assert tool.main([str(src), "--data", str(shapes_coco), "--out", str(tmp_path / "y.pt"),
+                      "--objective", "f1"]) == 2
