@@ -6,9 +6,10 @@ The runtime reads the phase map as dispersed phase where its probability is abov
 the overlay, ``maskrt run``'s statistics). A head trained on synthetic scenes and real frames together learns
 the synthetic masks' edge as well as the real one; where the two differ, its 0.5 level sits off the edge that
 your annotations draw, and the void fraction is biased the same way on every frame. This finds the one offset of
-the logits (the threshold ``sigmoid(offset)``) that minimises the mean absolute void-fraction error (or, with
-``--objective iou``, maximises the pooled union IoU) on ``--data``, and subtracts it from the bias of the phase
-head's last layer, so 0.5 means that threshold; every other weight, and so every instance, stays as it was.
+the logits (the threshold ``sigmoid(offset)``) that maximises the union IoU pooled over ``--data`` (as validation
+scores the map; or, with ``--objective void``, minimises the mean absolute void-fraction error, which dense frames
+dominate), and subtracts it from the bias of the phase head's last layer, so 0.5 means that threshold; every other
+weight, and so every instance, stays as it was.
 
 Calibrate on validation frames, never on the frames you report results on. ``--data`` takes what ``maskrt
 train --data`` takes (images + masks, COCO, ...): the truth is the union of each image's instance masks.
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint", type=Path, help="a maskrt checkpoint with a phase head")
     ap.add_argument("--data", action="append", required=True, help="validation data (repeat for several)")
     ap.add_argument("--out", type=Path, required=True, help="the calibrated checkpoint (a new file)")
-    ap.add_argument("--objective", default="void", help="void (mean abs. void-fraction error, default) or iou")
+    ap.add_argument("--objective", default="iou", help="iou (pooled union IoU, default) or void (mean abs. "
+                    "void-fraction error)")
     ap.add_argument("--imgsz", type=int, default=None, help="input size (default: the checkpoint's)")
     ap.add_argument("--max-offset", type=float, default=3.0, help="largest logit offset tried (default 3)")
     args = ap.parse_args(argv)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     shift_phase_logits(model, offset)
     threshold = 1.0 / (1.0 + math.exp(-offset))
     state = model.state_dict()
-    out = {k: v for k, v in ckpt.items() if k in ("recipe", "maskrt_version", "args", "metrics")}
+    out = {k: v for k, v in ckpt.items() if k in ("recipe", "maskrt_version", "args", "metrics", "iteration", "epoch")}
     out["model"] = {k: v.to(ckpt["model"][k].dtype) for k, v in state.items()}
     out["phase_calibrated"] = {
         "offset": offset, "threshold": threshold, "objective": args.objective, "data": list(args.data),

@@ -254,7 +254,7 @@ def phase_scores(maps: list[tuple[Any, Any]], threshold: float) -> dict[str, flo
             "images": len(maps)}
 
 
-def choose_phase_offset(maps: list[tuple[Any, Any]], objective: str = "void",
+def choose_phase_offset(maps: list[tuple[Any, Any]], objective: str = "iou",
                         max_offset: float = 3.0, step: float = 0.05) -> tuple[float, dict[str, float]]:
     """The logit offset ``d`` (map thresholded at ``sigmoid(d)``) that minimises ``objective`` on ``maps``.
 

@@ -361,6 +361,7 @@ def test_calibrate_phase_tool_writes_a_new_checkpoint_with_only_the_bias_moved(
     info = b["phase_calibrated"]
     assert info["offset"] > 0.5 and info["after"]["void_abs_err"] < info["before"]["void_abs_err"]
     assert b["model"][moved[0]] == pytest.approx(a["model"][moved[0]] - info["offset"])
+    assert b["recipe"] == a["recipe"]
     # refusals: one line, exit 2, nothing written over an input or half-written
     before = src.read_bytes()
     assert tool.main([str(src), "--data", str(shapes_coco), "--out", str(src)]) == 2
