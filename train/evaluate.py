@@ -100,39 +100,41 @@ def phase_maps(model: torch.nn.Module, dataset: Dataset, device: str | torch.dev
     view = MaskDataset(dataset, max_size=None, augment=None, skip_crowd=False)
     out: list[tuple[np.ndarray, np.ndarray]] = []
     n = len(dataset.images)
-    for i in range(n):
-        result = model([_image_only(view, i).to(device)])[0]
-        if "phase" not in result:
-            model.train(was_training)
-            raise MaskrtError("the model has no phase head; train one with `maskrt train --phase-only`")
-        prob = result["phase"].float().cpu().numpy()
-        h, w = prob.shape
-        truth = np.zeros((h, w), dtype=bool)
-        for a in dataset.images[i].annotations:
-            truth |= a.mask(h, w).astype(bool)
-        out.append((prob, truth))
-        if progress is not None:
-            progress(i + 1, n)
-    model.train(was_training)
+    try:
+        for i in range(n):
+            result = model([_image_only(view, i).to(device)])[0]
+            if "phase" not in result:
+                raise MaskrtError("the model has no phase head; train one with `maskrt train --phase-only`")
+            prob = result["phase"].float().cpu().numpy()
+            out.append((prob, _phase_truth(dataset.images[i], *prob.shape)))
+            if progress is not None:
+                progress(i + 1, n)
+    finally:
+        model.train(was_training)
     return out
 
 
-def _add_phase(stats: dict[str, Any], prob: torch.Tensor, view: Any, idx: int) -> None:
-    """Accumulate one image's phase-map intersection, union and void fractions against its instance masks.
-
-    The truth is drawn from the annotations at the map's (the image's) size: the image is not decoded again.
-    """
-    pred = (prob > 0.5).cpu()
-    h, w = int(pred.shape[0]), int(pred.shape[1])
+def _phase_truth(record: Any, h: int, w: int) -> np.ndarray:
+    """The union of an image's instance masks at ``h`` x ``w``, drawn from its annotations (no image decoded)."""
     union = np.zeros((h, w), dtype=bool)
-    for a in view.dataset.images[idx].annotations:
+    for a in record.annotations:
         union |= a.mask(h, w).astype(bool)
-    truth = torch.from_numpy(union)
+    return union
+
+
+def _add_phase(stats: dict[str, Any], prob: torch.Tensor, view: Any, idx: int) -> None:
+    """Accumulate one image's phase-map intersection, union and void fractions against its instance masks."""
+    pred = (prob > 0.5).cpu().numpy()
+    add_phase_pixels(stats, pred, _phase_truth(view.dataset.images[idx], *pred.shape))
+
+
+def add_phase_pixels(stats: dict[str, Any], pred: np.ndarray, truth: np.ndarray) -> None:
+    """Accumulate one image's thresholded map ``pred`` against ``truth`` (bool arrays) for :func:`phase_metrics`."""
     stats.setdefault("inter", 0)
     stats.setdefault("union", 0)
-    stats.setdefault("void_err", []).append(abs(float(pred.float().mean()) - float(truth.float().mean())))
-    stats["inter"] += int((pred & truth).sum())
-    stats["union"] += int((pred | truth).sum())
+    stats.setdefault("void_err", []).append(abs(float(pred.mean()) - float(truth.mean())))
+    stats["inter"] += int(np.count_nonzero(pred & truth))
+    stats["union"] += int(np.count_nonzero(pred | truth))
 
 
 def phase_metrics(stats: dict[str, Any]) -> dict[str, float]:

@@ -239,19 +239,15 @@ PHASE_OBJECTIVES = ("void", "iou")
 def phase_scores(maps: list[tuple[Any, Any]], threshold: float) -> dict[str, float]:
     """Pooled IoU and mean absolute void-fraction error of probability maps thresholded at ``threshold``.
 
-    ``maps``: ``(probability, truth)`` pairs of numpy arrays of one image each (as :func:`phase_maps` gives).
+    ``maps``: ``(probability, truth)`` pairs of numpy arrays of one image each (as :func:`phase_maps` gives);
+    scored as validation scores the map (:func:`maskrt.train.evaluate.phase_metrics`).
     """
-    import numpy as np
+    from maskrt.train.evaluate import add_phase_pixels, phase_metrics
 
-    inter = union = 0
-    errs = []
+    stats: dict[str, Any] = {}
     for prob, truth in maps:
-        pred = prob > threshold
-        inter += int(np.count_nonzero(pred & truth))
-        union += int(np.count_nonzero(pred | truth))
-        errs.append(abs(float(pred.mean()) - float(truth.mean())))
-    return {"iou": inter / union if union else 1.0, "void_abs_err": float(np.mean(errs)) if errs else 0.0,
-            "images": len(maps)}
+        add_phase_pixels(stats, prob > threshold, truth)
+    return phase_metrics(stats)
 
 
 def choose_phase_offset(maps: list[tuple[Any, Any]], objective: str = "iou",
@@ -268,15 +264,15 @@ def choose_phase_offset(maps: list[tuple[Any, Any]], objective: str = "iou",
     if not maps:
         raise ValueError("no images to calibrate the phase map on")
     n = round(max_offset / step)
-    best: tuple[float, float, float, dict[str, float]] | None = None
-    for k in sorted(range(-n, n + 1), key=abs):
+    best: tuple[float, float, dict[str, float]] | None = None
+    for k in sorted(range(-n, n + 1), key=abs):  # nearest to 0 first: only a strictly better offset replaces it
         d = k * step
         s = phase_scores(maps, 1.0 / (1.0 + math.exp(-d)))
         loss = s["void_abs_err"] if objective == "void" else 1.0 - s["iou"]
         if best is None or loss < best[0] - 1e-12:
-            best = (loss, abs(d), d, s)
+            best = (loss, d, s)
     assert best is not None
-    return best[2], best[3]
+    return best[1], best[2]
 
 
 def shift_phase_logits(model: nn.Module, offset: float) -> None:
