@@ -50,6 +50,7 @@ class TrainConfig:
     phase_only: bool = False  # train only the phase head of --weights; everything else stays as loaded
     phase_stride: int | None = None  # 4 or 2 (image-resolution refinement); None: the checkpoint's, else 4
     phase_loss: str = "dice"  # the phase map's overlap term beside cross-entropy: dice or lovasz (train.phase)
+    mask_channels: int | None = None  # lite presets: the mask head's width (64: the light head); None: as --weights
     freeze_bn: bool = False  # BatchNorm statistics and affine weights stay as loaded (fine-tuning at small batches)
     seed: int = 0
     save_every: int = 50

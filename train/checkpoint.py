@@ -151,6 +151,10 @@ _RECIPE_FIELDS: dict[str, tuple[str, Any]] = {
     ),
     "max_det": ("a positive integer", _positive_int),
     "mask_size": ("a positive integer", _positive_int),
+    "mask_channels": (
+        "an integer, 0 (the preset's mask head) or a width",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    ),
 }
 _RECIPE_REQUIRED = ("arch", "classes")
 

@@ -44,6 +44,8 @@ _DEFAULT_ANCHORS: dict[str, list[list[int]]] = {
     "r50-fpn-v2": [[16], [32], [64], [128], [256]],
 }
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
+LITE_CHANNELS = 128  # the lite presets' FPN width, and their mask head's unless the recipe says otherwise
+MASK_HEAD_LIGHT = 64  # the light mask head's width (maskrt.train.mask_head: distilled from the 128-wide one)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class ModelRecipe:
     mask_size: int = 28
     phase: bool = False  # a per-pixel phase head beside the instances (maskrt.train.phase)
     phase_stride: int = 4  # its map's stride: 4, or 2 with the image-resolution refinement
+    mask_channels: int = 0  # lite presets: the mask head's width (0: the preset's 128; 64 is MASK_HEAD_LIGHT)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -72,6 +75,14 @@ class ModelRecipe:
         if int(self.phase_stride) not in PHASE_STRIDES:
             raise MaskrtError(f"phase stride {self.phase_stride} is not 4 or 2; pass --phase-stride 4 or 2")
         self.phase_stride = int(self.phase_stride)
+        self.mask_channels = int(self.mask_channels)
+        if self.mask_channels and self.arch not in ("lite", "lite-fast"):
+            raise MaskrtError(
+                f"a mask head width ({self.mask_channels}) is a lite-preset option, not {self.arch!r}'s; "
+                "drop it or use --arch lite"
+            )
+        if self.mask_channels and not 8 <= self.mask_channels <= 512:
+            raise MaskrtError(f"mask head width {self.mask_channels} is not in 8..512; 64 is the light head")
 
     @property
     def num_classes(self) -> int:
@@ -197,7 +208,8 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
         cls = functools.partial(PhaseMaskRCNN, phase_stride=recipe.phase_stride)
 
     if recipe.arch in ("lite", "lite-fast"):
-        ch = 128
+        ch = LITE_CHANNELS
+        mask_ch = recipe.mask_channels or ch
         backbone = _mobilenet_fpn(ch, weights == "imagenet")
         if recipe.arch == "lite-fast":  # the stride-4 3x3 convolutions become separable (FPN output, RPN head)
             backbone.fpn.layer_blocks[0] = SeparableConv3x3(ch)
@@ -210,8 +222,8 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
             box_head=TwoMLPHead(ch * 7 * 7, 256),
             box_predictor=FastRCNNPredictor(256, n),
             mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], 14, 2),
-            mask_head=MaskRCNNHeads(ch, [ch, ch], 1),
-            mask_predictor=MaskRCNNPredictor(ch, ch, n),
+            mask_head=MaskRCNNHeads(ch, [mask_ch, mask_ch], 1),
+            mask_predictor=MaskRCNNPredictor(mask_ch, mask_ch, n),
             rpn_pre_nms_top_n_train=1000,
             rpn_post_nms_top_n_train=500,
             rpn_pre_nms_top_n_test=500,

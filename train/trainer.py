@@ -133,6 +133,40 @@ def _lite_fast_from_lite(model: torch.nn.Module, cfg: TrainConfig, train_ds: Any
     distil_stride_four(model, state, spread_images(train_ds, cfg.imgsz, n_images))
 
 
+def _light_mask_from_checkpoint(
+    model: torch.nn.Module, recipe: Any, cfg: TrainConfig, train_ds: Any, n_images: int = 16, steps: int = 400,
+    max_epochs: float = 8.0,
+) -> None:
+    """A run whose mask head is narrower or wider than its --weights checkpoint's: distil it from that one first.
+
+    The other weights are loaded already; the new head would start from random values, and with it every mask,
+    so it is fitted to the checkpoint's own mask logits on its detections of a few training images
+    (:mod:`maskrt.train.mask_head`).
+    """
+    if cfg.weights in ("none", "imagenet", "coco") or cfg.phase_only or not recipe.mask_channels:
+        return
+    from maskrt.train.lite_fast import spread_images
+    from maskrt.train.mask_head import distil_mask_head
+    from maskrt.train.models import build_model
+    from maskrt.train.weights_source import read_weights
+
+    state, src = read_weights(cfg.weights)
+    width = "roi_heads.mask_head.0.0.weight"
+    if src is None or width not in state or int(state[width].shape[0]) == recipe.mask_channels:
+        return
+    if src.classes != recipe.classes or src.arch not in ("lite", "lite-fast"):
+        log.info("mask head %d wide starts fresh: the checkpoint's classes or preset differ", recipe.mask_channels)
+        return
+    device = next(model.parameters()).device
+    teacher = build_model(src)  # the checkpoint's own recipe: its mask head as it was trained
+    teacher.load_state_dict({k: v.float() for k, v in state.items()})
+    teacher.to(device)
+    report = distil_mask_head(model, teacher, [im.to(device) for im in spread_images(train_ds, cfg.imgsz, n_images)],
+                              steps=steps, max_epochs=max_epochs)
+    log.info("mask head distilled from %s first: mean mask IoU against its own %.3f on held-out RoIs",
+             cfg.weights, report["distilled"]["mean_mask_iou"])
+
+
 def suggested_max_det(dataset: Any) -> int:
     """Detections to keep per image: 100, or 1.25x the most instances on one training image (max 1000)."""
     most = max((len(im.annotations) for im in dataset.images), default=0)
@@ -278,12 +312,15 @@ def _run(
         recipe, model = model_for_training(
             cfg.arch, train_ds.classes, cfg.imgsz, cfg.weights, max_det=suggested_max_det(train_ds),
             phase=cfg.phase, phase_only=cfg.phase_only, phase_stride=cfg.phase_stride,
+            mask_channels=cfg.mask_channels,
         )
     cfg.arch = recipe.arch
     _set_phase_loss(model, cfg, recipe)
     model.to(device)
     if resume_ckpt is None and recipe.arch == "lite-fast" and dist.is_main:  # DDP copies rank 0's weights
         _lite_fast_from_lite(model, cfg, train_ds)  # on the training device
+    if resume_ckpt is None and dist.is_main:
+        _light_mask_from_checkpoint(model, recipe, cfg, train_ds)
     if cfg.freeze_bn:
         log.info("BatchNorm frozen as loaded: %d layers", engine.freeze_batchnorm(model))
     ipe = iters_per_epoch(len(train_ds.images), cfg.batch, dist.world_size)

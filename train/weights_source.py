@@ -13,7 +13,7 @@ import torch
 
 from maskrt.errors import MaskrtError
 from maskrt.train.checkpoint import recipe_of, safe_load
-from maskrt.train.models import ModelRecipe, build_model, load_matching
+from maskrt.train.models import LITE_CHANNELS, ModelRecipe, build_model, load_matching
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def model_for_training(
     phase: bool = False,
     phase_only: bool = False,
     phase_stride: int | None = None,
+    mask_channels: int | None = None,
 ) -> tuple[ModelRecipe, torch.nn.Module]:
     """Build the model a run starts from, with ``weights`` loaded; class-specific layers replaced if classes differ.
 
@@ -78,6 +79,9 @@ def model_for_training(
             kept exactly (``weights`` must be a checkpoint).
         phase_stride: the phase map's stride, 4 or 2 (:class:`~maskrt.train.phase.PhaseRefine`); ``None`` keeps
             the checkpoint's (4 without one). A stride-4 head gains the refinement (a no-op until trained).
+        mask_channels: lite presets: the mask head's width (:mod:`maskrt.train.mask_head`); ``None`` keeps the
+            checkpoint's (the preset's without one). A head of another width than the checkpoint's starts fresh
+            here; the trainer distils it from the checkpoint's before training.
     """
     w = (weights or "none").strip()
     if phase_only and w in ("none", "imagenet", "coco"):
@@ -92,6 +96,7 @@ def model_for_training(
             max_det=max_det,
             phase=phase,
             phase_stride=phase_stride or 4,
+            mask_channels=mask_channels or 0,
         )
         if w == "imagenet":
             from maskrt.train.weights import ensure_cached, imagenet_weights
@@ -100,9 +105,13 @@ def model_for_training(
         return recipe, build_model(recipe, None if w == "none" else w)
     state, src = read_weights(w)
     if phase_only:
+        if mask_channels is not None and mask_channels != ((src.mask_channels if src else 0) or LITE_CHANNELS):
+            raise MaskrtError(f"--phase-only keeps the checkpoint's mask head; drop --mask-channels {mask_channels}",
+                              path=w)
         return _phase_only(w, state, src, arch, classes, image_size, phase_stride)
     arch = arch or (src.arch if src else "lite")
     same_arch = src is not None and src.arch == arch
+    lite_pair = src is not None and {src.arch, arch} <= {"lite", "lite-fast"}
     recipe = ModelRecipe(
         arch=arch,
         classes=list(classes),
@@ -110,6 +119,7 @@ def model_for_training(
         max_det=max_det,
         phase=phase or bool(src is not None and src.phase),
         phase_stride=_phase_stride(w, src, phase_stride),
+        mask_channels=(mask_channels if mask_channels is not None else (src.mask_channels if lite_pair and src else 0)),
         anchor_sizes=anchor_sizes or (src.anchor_sizes if same_arch and src else []),
         **(
             {"aspect_ratios": src.aspect_ratios, "mean": src.mean, "std": src.std}

@@ -104,6 +104,12 @@ def train(
         help="What trains the phase map beside cross-entropy: dice (soft Dice), or lovasz (the Lovasz hinge, "
         "a surrogate of the union IoU itself: on bubbles a few pixels across Dice makes the map fat).",
     )] = _DEFAULTS.phase_loss,
+    mask_channels: Annotated[int | None, typer.Option(
+        "--mask-channels",
+        help="lite presets: the mask head's width. 64 is the light head (2.8x fewer multiply-adds per detection, "
+        "the CPU's largest cost on frames with many bubbles); 128 the preset's. Default: the --weights "
+        "checkpoint's, else 128. From a checkpoint of another width the new head is first distilled from its own.",
+    )] = _DEFAULTS.mask_channels,
     freeze_bn: Annotated[bool, typer.Option(
         "--freeze-bn",
         help="Keep every BatchNorm's statistics and scale/shift as loaded from --weights (fine-tuning on a few "
