@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from maskrt.train.dataset import load_datasets
     from maskrt.train.lite_fast import spread_images
     from maskrt.train.mask_head import distil_mask_head, is_mask_param
-    from maskrt.train.models import LITE_CHANNELS, ModelRecipe, build_model, load_matching
+    from maskrt.train.models import ModelRecipe, build_model, load_matching
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"a {recipe.arch} checkpoint; the mask head width is a lite-preset option (use a lite checkpoint)",
                 path=args.checkpoint,
             )
-        width = recipe.mask_channels or LITE_CHANNELS
+        width = recipe.mask_width
         if args.mask_channels == width:
             raise MaskrtError(
                 f"its mask head is already {width} wide; pass another --mask-channels", path=args.checkpoint

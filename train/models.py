@@ -85,6 +85,11 @@ class ModelRecipe:
             raise MaskrtError(f"mask head width {self.mask_channels} is not in 8..512; 64 is the light head")
 
     @property
+    def mask_width(self) -> int:
+        """A lite preset's mask head width: ``mask_channels``, or the preset's 128 when that is 0."""
+        return self.mask_channels or LITE_CHANNELS
+
+    @property
     def num_classes(self) -> int:
         """Number of object classes (background not counted)."""
         return len(self.classes)
@@ -209,7 +214,7 @@ def build_model(recipe: ModelRecipe, weights: str | None = None) -> MaskRCNN:
 
     if recipe.arch in ("lite", "lite-fast"):
         ch = LITE_CHANNELS
-        mask_ch = recipe.mask_channels or ch
+        mask_ch = recipe.mask_width
         backbone = _mobilenet_fpn(ch, weights == "imagenet")
         if recipe.arch == "lite-fast":  # the stride-4 3x3 convolutions become separable (FPN output, RPN head)
             backbone.fpn.layer_blocks[0] = SeparableConv3x3(ch)

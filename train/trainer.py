@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from maskrt.train.config import TrainConfig
 from maskrt.train.curves import MetricsLog, plot_curves
 from maskrt.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from maskrt.train.sampler import ResumableBatchSampler, iters_per_epoch
+
+if TYPE_CHECKING:
+    from maskrt.train.models import ModelRecipe
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def _lite_fast_from_lite(model: torch.nn.Module, cfg: TrainConfig, train_ds: Any
 
 
 def _light_mask_from_checkpoint(
-    model: torch.nn.Module, recipe: Any, cfg: TrainConfig, train_ds: Any, n_images: int = 16, steps: int = 400,
+    model: torch.nn.Module, recipe: ModelRecipe, cfg: TrainConfig, train_ds: Any, n_images: int = 16, steps: int = 400,
     max_epochs: float = 8.0,
 ) -> None:
     """A run whose mask head is narrower or wider than its --weights checkpoint's: distil it from that one first.
@@ -151,8 +154,7 @@ def _light_mask_from_checkpoint(
     from maskrt.train.weights_source import read_weights
 
     state, src = read_weights(cfg.weights)
-    width = "roi_heads.mask_head.0.0.weight"
-    if src is None or width not in state or int(state[width].shape[0]) == recipe.mask_channels:
+    if src is None or src.mask_width == recipe.mask_width:  # a bare state dict has no recipe to rebuild it from
         return
     if src.classes != recipe.classes or src.arch not in ("lite", "lite-fast"):
         log.info("mask head %d wide starts fresh: the checkpoint's classes or preset differ", recipe.mask_channels)

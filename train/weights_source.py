@@ -105,7 +105,7 @@ def model_for_training(
         return recipe, build_model(recipe, None if w == "none" else w)
     state, src = read_weights(w)
     if phase_only:
-        if mask_channels is not None and mask_channels != ((src.mask_channels if src else 0) or LITE_CHANNELS):
+        if mask_channels is not None and mask_channels != (src.mask_width if src else LITE_CHANNELS):
             raise MaskrtError(f"--phase-only keeps the checkpoint's mask head; drop --mask-channels {mask_channels}",
                               path=w)
         return _phase_only(w, state, src, arch, classes, image_size, phase_stride)
