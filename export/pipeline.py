@@ -99,6 +99,9 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     if opts.int8 and opts.half:
         raise MaskrtError("--int8 and --half exclude each other; pick one precision")
+    if opts.int8 and opts.int8_weight_bits not in (7, 8):
+        raise MaskrtError(f"--int8-weight-bits {opts.int8_weight_bits}; use 7 (the default: exact on every CPU) "
+                          "or 8 (full range, for CPUs with VNNI and TensorRT)")
     _check_graph_conf(checkpoint, opts)
     if opts.fmt == "triton":
         return _triton(checkpoint, opts, step)
@@ -191,7 +194,7 @@ def _quantize(result: ExportResult, fp32_path: Path, dst: Path, opts: ExportOpti
     step(f"calibrating INT8 on {opts.calib or 'synthetic scenes'}")
     images, source = calibration_images(hw, opts.calib_images, opts.calib, pad)
     step(f"quantizing to INT8 ({len(images)} calibration images)")
-    q = write_int8(fp32_path, dst, images, source, opts.calib_method)
+    q = write_int8(fp32_path, dst, images, source, opts.calib_method, opts.int8_weight_bits)
     result.onnx_path, result.size_bytes, result.precision, result.calib_source = q.path, q.size_bytes, "int8", source
     result.nodes = _node_count(q.path)
     step(f"comparing INT8 with FP32 (matching, held-out mask AP on {opts.heldout_images} scenes)")
@@ -202,6 +205,7 @@ def _quantize(result: ExportResult, fp32_path: Path, dst: Path, opts: ExportOpti
     report = int8_parity(fp32_path, q.path, [s.image for s in scenes], heldout_images=opts.heldout_images,
                          heldout_size=min(hw), threads=opts.threads)
     result.int8, result.int8_failures = report.summary(), report.failures()
+    result.int8["weight_bits"] = opts.int8_weight_bits
 
 
 def _node_count(path: Path) -> int:

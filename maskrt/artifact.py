@@ -81,6 +81,7 @@ REQUIRED_KEYS = (
 OPTIONAL_KEYS = (
     "phase_stride",  # int: stride S of the ``phase`` output; absent (0) when the model has none
     "graph_score_threshold",  # float: detections below it are dropped inside the graph; absent: 0.05
+    "int8_weight_bits",  # int 7 | 8: range of an INT8 artifact's weights; absent (0): 8 (exports before it existed)
 )
 GRAPH_SCORE_THRESHOLD = 0.05
 """Default score below which the graph drops detections before NMS and the mask head (``maskrt export
@@ -117,6 +118,15 @@ def _choice(*options: str) -> Callable[[Any], str]:
         if v not in options:
             raise _Bad
         return str(v)
+
+    return check
+
+
+def _int_of(*options: int) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if not _is_int(v) or v not in options:
+            raise _Bad
+        return int(v)
 
     return check
 
@@ -192,6 +202,7 @@ FIELD_RULES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "metrics": ("a JSON object", _metrics),
     "phase_stride": ("an integer in 0..64 (0: no phase output)", _int_in(0, 64)),
     "graph_score_threshold": ("a number in [0, 1]", _unit),
+    "int8_weight_bits": ("7 or 8 (0: not recorded)", _int_of(0, 7, 8)),
 }
 """Per metadata key: what it must be (in words, for the message) and the check that returns its value."""
 
@@ -242,6 +253,7 @@ class ArtifactMeta:
     letterbox_align: str = "top-left"
     phase_stride: int = 0
     graph_score_threshold: float = GRAPH_SCORE_THRESHOLD
+    int8_weight_bits: int = 0
 
     def __post_init__(self) -> None:
         """Every field checked against :data:`FIELD_RULES` (the exporter builds metadata through here too)."""
@@ -262,7 +274,15 @@ class ArtifactMeta:
             out[KEY_PREFIX + "phase_stride"] = json.dumps(self.phase_stride)
         if self.graph_score_threshold != GRAPH_SCORE_THRESHOLD:
             out[KEY_PREFIX + "graph_score_threshold"] = json.dumps(self.graph_score_threshold)
+        if self.int8_weight_bits:
+            out[KEY_PREFIX + "int8_weight_bits"] = json.dumps(self.int8_weight_bits)
         return out
+
+    @property
+    def full_range_int8(self) -> bool:
+        """An INT8 artifact with full-range 8-bit weights (recorded as 8, or from before the key existed):
+        x86 CPUs without VNNI can saturate on it (:func:`maskrt.runtime.bench.sysinfo.int8_dot_saturates`)."""
+        return self.precision == "int8" and self.int8_weight_bits != 7
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: str | Path = "model") -> ArtifactMeta:

@@ -194,6 +194,8 @@ class ExportOptions:
     """Calibration images: a folder, a glob or a dataset (default: synthetic scenes)."""
     calib_images: int = 32
     calib_method: str = "minmax-average"
+    int8_weight_bits: int = 7
+    """INT8 weight range (``--int8-weight-bits``): 7 runs exactly on every CPU; 8 saturates on x86 without VNNI."""
     heldout_images: int = 20
     """Held-out synthetic scenes on which the INT8 report scores mask AP50 before and after (0: skip)."""
     triton_name: str | None = None

@@ -117,6 +117,13 @@ class Segmenter:
                         "%.2f gives what %.2f gives; re-export the checkpoint with a lower --graph-conf for more",
                         self.path, self.meta.graph_score_threshold, self.meta.graph_score_threshold, self.conf,
                         self.meta.graph_score_threshold)
+        if self.meta.full_range_int8 and "cpu" in self.backend.name.lower():
+            from maskrt.runtime.bench.sysinfo import int8_dot_saturates
+
+            if int8_dot_saturates():
+                log.warning("%s has full-range 8-bit INT8 weights and this x86 CPU has no VNNI: its INT8 kernels "
+                            "saturate on them (scores and boxes shift, detections are lost); re-export it with "
+                            "`maskrt export ... --int8` (7-bit weights, the default)", self.path)
         self.mask_threshold = float(self.meta.mask_threshold if mask_threshold is None else mask_threshold)
         self.class_ids: list[int] | None = None
         if classes:

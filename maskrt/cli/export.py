@@ -62,6 +62,11 @@ def export(
         "--calib-images",
         help="Number of INT8 calibration images.",
     )] = _DEFAULTS.calib_images,
+    weight_bits: Annotated[int, typer.Option(
+        "--int8-weight-bits",
+        help="INT8 weight range: 7 (default) runs exactly on every CPU; 8 (full range) only "
+             "on CPUs with VNNI and on TensorRT (without VNNI, x86 INT8 kernels saturate on it).",
+    )] = _DEFAULTS.int8_weight_bits,
     heldout: Annotated[int, typer.Option(
         "--int8-heldout",
         help="Held-out synthetic scenes scoring mask AP50 before "
@@ -123,6 +128,7 @@ def export(
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
                          graph_score_threshold=graph_conf,
                          workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
+                         int8_weight_bits=weight_bits,
                          heldout_images=heldout, triton_name=name, triton_instances=instances)
     console = Console(stderr=True)
     with console.status("exporting") as status:
@@ -165,7 +171,9 @@ def _fmt(summary: dict[str, Any]) -> str:
 
 
 def _fmt_int8(s: dict[str, Any], calib: str) -> str:
-    lines = [f"int8      calibrated on {calib}",
+    bits = s.get("weight_bits", 8)
+    where = "exact on every CPU" if bits == 7 else "full range: VNNI CPUs, TensorRT"
+    lines = [f"int8      {bits}-bit weights ({where}), calibrated on {calib}",
              (f"          vs FP32 on {s['images']} images: {s['matched']}/{s['detections']} detections (score >= 0.5) "
               f"matched at box IoU 0.5, {s['missing']} missing, {s['extra']} extra; mean mask IoU "
               f"{s['mean_mask_iou']:.3f}, max score diff {s['max_score_diff']:.3f}")]

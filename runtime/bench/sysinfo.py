@@ -39,6 +39,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (``/proc/cpuinfo``, lower case), or None where the system does not list them."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip().lower()
+                if key in ("flags", "features"):
+                    return set(line.split(":", 1)[1].lower().split())
+    except OSError:
+        pass
+    return None
+
+
+def int8_dot_saturates() -> bool | None:
+    """Whether this CPU's INT8 kernels (ONNX Runtime, OpenVINO) can saturate on full-range 8-bit weights.
+
+    An x86 CPU without VNNI (AVX2 only, or AVX-512 before Cascade Lake) multiplies uint8 activations by int8
+    weights with ``vpmaddubsw``, whose pairwise sums are clamped to int16: 2 x 255 x 127 = 64770 overflows,
+    detections and scores shift (see :mod:`maskrt.export.int8`, whose default 7-bit weights fit). VNNI
+    (``avx512_vnni``, ``avx_vnni``) sums in int32, and ARM's dot products do not saturate. True / False where
+    that is known, None where it is not (another OS, whose flags only numpy's baseline list describes).
+    """
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    flags = cpu_flags()
+    if flags is not None:
+        return not any("vnni" in f for f in flags)
+    try:  # numpy knows AVX-512 VNNI but not AVX-VNNI (Alder Lake and later): only a yes is certain
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return None
+    return False if features.get("AVX512VNNI") else None
+
+
 def cpu_count_available() -> int:
     """Cores this process may run on (its affinity mask), not the machine's total."""
     try:
@@ -140,6 +175,7 @@ def system_info(threads: int | None = None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_cores_available": avail,
         "cpu_threads_used": threads if threads else avail,
+        "cpu_int8_saturates": int8_dot_saturates(),
         "gpus": gpus(),
         "jetson": jetson(),
         "versions": versions(),
@@ -149,7 +185,8 @@ def system_info(threads: int | None = None) -> dict[str, Any]:
 
 def describe(info: dict[str, Any]) -> str:
     """One line for a table caption: CPU and cores, GPU and driver, key versions."""
-    parts = [f"{info['cpu']} ({info['cpu_threads_used']} of {info['cpu_cores_available']} cores)"]
+    vnni = ", x86 without VNNI" if info.get("cpu_int8_saturates") else ""  # INT8 speed and accuracy differ there
+    parts = [f"{info['cpu']} ({info['cpu_threads_used']} of {info['cpu_cores_available']} cores{vnni})"]
     for g in info.get("gpus") or []:
         parts.append(f"{g['name']} (driver {g['driver']})")
     if info.get("jetson"):

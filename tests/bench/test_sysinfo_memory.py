@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from maskrt.runtime.bench import memory
+from maskrt.runtime.bench import sysinfo
 from maskrt.runtime.bench.sysinfo import describe, system_info
 
 
@@ -20,6 +21,29 @@ def test_system_info_names_cpu_cores_and_versions() -> None:
     assert v["numpy"] == np.__version__ and v["python"].startswith(f"{sys.version_info[0]}.")
     line = describe(info)
     assert "(1 of " in line and f"numpy {np.__version__}" in line and "maskrt" in line
+
+
+@pytest.mark.parametrize(("machine", "flags", "saturates"), [
+    ("x86_64", {"avx2", "fma"}, True),  # AVX2 only: vpmaddubsw's int16 sums
+    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, False),
+    ("x86_64", {"avx2", "avx_vnni"}, False),  # Alder Lake and later
+    ("aarch64", {"asimd", "asimddp"}, False),  # ARM's dot products sum in int32
+])
+def test_int8_saturation_follows_the_cpu_flags(monkeypatch, machine, flags, saturates) -> None:
+    monkeypatch.setattr(sysinfo.platform, "machine", lambda: machine)
+    monkeypatch.setattr(sysinfo, "cpu_flags", lambda: flags)
+    assert sysinfo.int8_dot_saturates() is saturates
+    info = {"cpu": "Test CPU", "cpu_threads_used": 2, "cpu_cores_available": 2, "versions": {},
+            "cpu_int8_saturates": saturates}
+    assert ("without VNNI" in describe(info)) == saturates
+
+
+def test_cpu_flags_come_from_proc_cpuinfo(monkeypatch, tmp_path) -> None:
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: Test\nflags\t\t: fpu SSE2 avx2\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(fake if f == "/proc/cpuinfo" else f, *a, **k))
+    assert sysinfo.cpu_flags() == {"fpu", "sse2", "avx2"}
 
 
 def test_peak_rss_is_reset_per_row() -> None:

@@ -30,19 +30,6 @@ from maskrt.export.parity import Int8Parity, ParityReport
 from .conftest import SIZE
 
 
-def _has_vnni() -> bool:
-    """Whether the CPU has VNNI (AVX-512 VNNI or AVX-VNNI): ONNX Runtime's and OpenVINO's x86 INT8 kernels without it
-    (AVX2's 16-bit-saturating multiply-add) round this random-weight model's scores far enough to lose a third of
-    its detections at IoU 0.5, a property of those CPUs, not of the Q/DQ file (measured 2026-12-02: 93 and 99 of
-    150 matched on an AVX2-only EPYC, the same file matched >= 80% on the AVX-512 VNNI hosts before)."""
-    try:
-        return "vnni" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-
-
-needs_vnni = pytest.mark.skipif(not _has_vnni(), reason="CPU without VNNI: INT8 kernels saturate (see _has_vnni)")
-
 TAIL_PREFIXES = ("/rpn/head/cls_logits", "/rpn/head/bbox_pred", "/roi_heads/box_predictor/",
                  "/roi_heads/mask_predictor/mask_fcn_logits")
 MIN_MATCH_RATE = 0.8
@@ -84,6 +71,7 @@ def test_conv_weights_are_per_channel_symmetric_int8(int8_path):
     dq = producers[up.input[1]]
     weight, scale, zero = (inits[i] for i in dq.input)
     assert dq.op_type == "DequantizeLinear" and weight.data_type == TensorProto.INT8
+    assert np.abs(numpy_helper.to_array(weight)).max() <= 64  # 7-bit weights, the default
     assert next(a.i for a in dq.attribute if a.name == "axis") == 1  # [I, O, kh, kw]: per output channel
     assert numpy_helper.to_array(scale).shape == (weight.dims[1],) and not numpy_helper.to_array(zero).any()
     assert producers[up.input[0]].op_type == "DequantizeLinear"
@@ -111,13 +99,12 @@ def test_tail_stays_floating_point(int8_path):
 
 def test_metadata_says_int8_and_tensorrt_check_passes(lite_export, int8_path):
     meta = read_meta(int8_path)
-    assert meta.precision == "int8"
+    assert meta.precision == "int8" and meta.int8_weight_bits == 7 and not meta.full_range_int8
     assert meta.class_names == lite_export.meta.class_names and meta.input_size == (SIZE, SIZE)
     assert check_model(int8_path) == []
     assert int8_path.stat().st_size < 0.45 * lite_export.path.stat().st_size  # INT8 weights
 
 
-@needs_vnni
 def test_runtime_loads_it_and_detections_match_fp32(lite_export, int8_path, scene_images):
     from maskrt.runtime import Segmenter
 
@@ -138,7 +125,6 @@ def test_openvino_reads_it_when_installed(int8_path):
     assert [o.get_any_name() for o in compiled.outputs][:2] == ["boxes", "scores"]
 
 
-@needs_vnni
 def test_openvino_runs_the_same_file_within_the_int8_rules(lite_export, int8_path, scene_images):
     pytest.importorskip("openvino")
     report = match_report(lite_export.path, int8_path, scene_images[:3], backend="openvino")
@@ -211,6 +197,39 @@ def test_cli_int8_from_an_onnx_artifact(lite_export, tmp_path, capsys):
     assert read_meta(out).precision == "int8"
     assert "int8" in text and "synthetic" in text and "matched at box IoU 0.5" in text
     assert "not measured (--int8-heldout 0)" in text  # the reason is the one the user gave, not another
+    assert "7-bit weights (exact on every CPU)" in text
+
+
+def _weights(path) -> list[np.ndarray]:
+    model = onnx.load(str(path))
+    return [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.INT8 and t.dims]
+
+
+def test_weight_bits_set_the_int8_weight_range(lite_export, int8_path, tmp_path):
+    """7 bits (default): every weight in [-64, 64], so x86 kernels without VNNI cannot saturate; 8: [-127, 127]."""
+    images, source = calibration_images((SIZE, SIZE), 2)
+    full = write_int8(lite_export.path, tmp_path / "full.onnx", images, source, weight_bits=8).path
+    seven, eight = _weights(int8_path), _weights(full)
+    assert len(seven) == len(eight) > 50
+    assert max(np.abs(w).max() for w in seven) == 64 and max(np.abs(w).max() for w in eight) == 127
+    assert read_meta(full).int8_weight_bits == 8 and read_meta(full).full_range_int8
+    with pytest.raises(MaskrtError, match="weight bits 6"):
+        write_int8(lite_export.path, tmp_path / "bad.onnx", images, source, weight_bits=6)
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_full_range_int8_warns_on_a_cpu_that_saturates(lite_export, int8_path, tmp_path, monkeypatch, caplog):
+    from maskrt.runtime import Segmenter
+    from maskrt.runtime.bench import sysinfo
+
+    images, source = calibration_images((SIZE, SIZE), 2)
+    full = write_int8(lite_export.path, tmp_path / "full.onnx", images, source, weight_bits=8).path
+    for saturates, path, warned in ((True, full, True), (True, int8_path, False), (False, full, False)):
+        monkeypatch.setattr(sysinfo, "int8_dot_saturates", lambda s=saturates: s)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="maskrt"):
+            Segmenter(path, backend="onnxruntime", device="cpu", threads=1).close()
+        assert any("no VNNI" in r.getMessage() for r in caplog.records) == warned, (saturates, path)
 
 
 def test_cli_int8_errors_are_one_line_exit_2(lite_export, tmp_path, capsys):
@@ -218,6 +237,9 @@ def test_cli_int8_errors_are_one_line_exit_2(lite_export, tmp_path, capsys):
     assert "--int8" in capsys.readouterr().err
     assert main(["export", str(lite_export.path), "--int8", "--half"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+    assert main(["export", str(lite_export.path), "--int8", "--int8-weight-bits", "6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--int8-weight-bits 6" in err
     assert main(["export", str(lite_export.path), "--int8", "--calib", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "none" in err

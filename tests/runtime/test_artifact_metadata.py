@@ -63,6 +63,7 @@ WRONG = [
     ("channel_order", "RGB", "maskrt.channel_order is 'RGB' (str), expected \"BGR\""),
     ("resize", "stretch", "maskrt.resize is 'stretch' (str)"),
     ("letterbox_align", "center", "maskrt.letterbox_align is 'center' (str)"),
+    ("int8_weight_bits", "6", "maskrt.int8_weight_bits is 6 (int), expected 7 or 8"),
 ]
 
 
@@ -87,6 +88,16 @@ def test_valid_metadata_round_trips_with_its_types() -> None:
     # integers where a number is expected are numbers; a threshold of exactly 0 or 1 is in range
     meta2 = ArtifactMeta.from_props({**VALID, "maskrt.score_threshold": "1", "maskrt.mask_threshold": "0"})
     assert meta2.score_threshold == 1.0 and meta2.mask_threshold == 0.0
+
+
+def test_int8_weight_range_is_recorded_and_older_int8_files_count_as_full_range() -> None:
+    int8 = {**VALID, "maskrt.precision": "int8"}
+    assert ArtifactMeta.from_props(int8).full_range_int8  # written before the key: 8-bit weights
+    seven = ArtifactMeta.from_props({**int8, "maskrt.int8_weight_bits": "7"})
+    assert seven.int8_weight_bits == 7 and not seven.full_range_int8
+    assert ArtifactMeta.from_props(seven.to_props()) == seven
+    assert not ArtifactMeta.from_props(VALID).full_range_int8  # FP32: no INT8 kernels
+    assert "maskrt.int8_weight_bits" not in ArtifactMeta.from_props(VALID).to_props()
 
 
 def test_values_that_are_not_text_and_props_that_are_not_a_map() -> None:
