@@ -62,7 +62,7 @@ def export(
         "--calib-images",
         help="Number of INT8 calibration images.",
     )] = _DEFAULTS.calib_images,
-    weight_bits: Annotated[int, typer.Option(
+    int8_weight_bits: Annotated[int, typer.Option(
         "--int8-weight-bits",
         help="INT8 weight range: 7 (default) runs exactly on every CPU; 8 (full range) only "
              "on CPUs with VNNI and on TensorRT (without VNNI, x86 INT8 kernels saturate on it).",
@@ -128,7 +128,7 @@ def export(
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
                          graph_score_threshold=graph_conf,
                          workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
-                         int8_weight_bits=weight_bits,
+                         int8_weight_bits=int8_weight_bits,
                          heldout_images=heldout, triton_name=name, triton_instances=instances)
     console = Console(stderr=True)
     with console.status("exporting") as status:

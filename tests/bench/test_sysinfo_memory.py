@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from maskrt.runtime.bench import memory
-from maskrt.runtime.bench import sysinfo
+from maskrt.runtime.bench import memory, sysinfo
 from maskrt.runtime.bench.sysinfo import describe, system_info
 
 

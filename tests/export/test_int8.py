@@ -29,7 +29,6 @@ from maskrt.export.parity import Int8Parity, ParityReport
 
 from .conftest import SIZE
 
-
 TAIL_PREFIXES = ("/rpn/head/cls_logits", "/rpn/head/bbox_pred", "/roi_heads/box_predictor/",
                  "/roi_heads/mask_predictor/mask_fcn_logits")
 MIN_MATCH_RATE = 0.8
