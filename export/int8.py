@@ -107,6 +107,13 @@ DEFAULT_WEIGHT_BITS = 7
 """INT8 weight range: 7 bits ([-64, 64]) run exactly on every CPU; 8 ([-127, 127]) saturate without VNNI."""
 
 
+def check_weight_bits(bits: int) -> None:
+    """Refuse an INT8 weight range other than :data:`WEIGHT_BITS` (one message for the API and the CLI)."""
+    if bits not in WEIGHT_BITS:
+        raise MaskrtError(f"INT8 weight bits {bits} (--int8-weight-bits {bits}); use 7 (the default: exact on every "
+                          "CPU) or 8 (full range: only for CPUs with VNNI and TensorRT)")
+
+
 def recipe_key() -> str:
     """What decides the quantized graph besides the model and its calibration images (cache keys use it)."""
     return repr((QUANT_OPS, QUANT_PREFIXES, FLOAT_OUTPUT_OPS, CALIB_SEED, DEFAULT_WEIGHT_BITS))
@@ -267,9 +274,7 @@ def quantize_model(
     if calibrate not in methods:
         raise MaskrtError(f"unknown calibration method {calibrate!r}; use one of {', '.join(methods)}")
     method, moving_average = methods[calibrate]
-    if weight_bits not in WEIGHT_BITS:
-        raise MaskrtError(f"INT8 weight bits {weight_bits}; use 7 (runs exactly on every CPU, the default) or 8 "
-                          "(full range: only for CPUs with VNNI and TensorRT GPUs)")
+    check_weight_bits(weight_bits)
     model, folded = fold_weight_casts(model)
     nodes = quantizable_nodes(model)
     if not nodes:

@@ -99,9 +99,10 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     if opts.int8 and opts.half:
         raise MaskrtError("--int8 and --half exclude each other; pick one precision")
-    if opts.int8 and opts.int8_weight_bits not in (7, 8):
-        raise MaskrtError(f"--int8-weight-bits {opts.int8_weight_bits}; use 7 (the default: exact on every CPU) "
-                          "or 8 (full range, for CPUs with VNNI and TensorRT)")
+    if opts.int8:  # before anything is exported
+        from maskrt.export.int8 import check_weight_bits
+
+        check_weight_bits(opts.int8_weight_bits)
     _check_graph_conf(checkpoint, opts)
     if opts.fmt == "triton":
         return _triton(checkpoint, opts, step)

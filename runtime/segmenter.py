@@ -117,7 +117,8 @@ class Segmenter:
                         "%.2f gives what %.2f gives; re-export the checkpoint with a lower --graph-conf for more",
                         self.path, self.meta.graph_score_threshold, self.meta.graph_score_threshold, self.conf,
                         self.meta.graph_score_threshold)
-        if self.meta.full_range_int8 and "cpu" in self.backend.name.lower():
+        runtime, _, device = self.backend.name.partition(":")
+        if self.meta.full_range_int8 and runtime in ("onnxruntime", "openvino") and "CPU" in device:
             from maskrt.runtime.bench.sysinfo import int8_dot_saturates
 
             if int8_dot_saturates():

@@ -26,30 +26,27 @@ def _run(cmd: list[str], timeout: float = 10.0) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo``), or what ``platform`` knows."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The first ``/proc/cpuinfo`` value under one of ``keys`` (lower-case names), or None (no such file or key)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                key = line.split(":", 1)[0].strip().lower()
-                if key in ("model name", "hardware", "cpu model"):
+                if line.split(":", 1)[0].strip().lower() in keys:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    return _cpuinfo("model name", "hardware", "cpu model") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set[str] | None:
     """The CPU's feature flags (``/proc/cpuinfo``, lower case), or None where the system does not list them."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key = line.split(":", 1)[0].strip().lower()
-                if key in ("flags", "features"):
-                    return set(line.split(":", 1)[1].lower().split())
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo("flags", "features")
+    return None if flags is None else set(flags.lower().split())
 
 
 def int8_dot_saturates() -> bool | None:
