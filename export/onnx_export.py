@@ -135,7 +135,7 @@ def example_input(input_size: tuple[int, int], batch: int = 1, seed: int = 0) ->
 def trace_to_onnx(wrapper: ExportWrapper, path: str | Path, batch: int = 1, opset: int = DEFAULT_OPSET) -> None:
     """Write the wrapper's graph to ``path`` (no metadata, not simplified)."""
     x = example_input(wrapper.input_size, batch)
-    with wrapper.traced_form(), quiet_exporter(), static_export_patches(max(wrapper.input_size)), torch.no_grad():
+    with quiet_exporter(), static_export_patches(max(wrapper.input_size)), torch.no_grad():
         torch.onnx.export(
             wrapper,
             (x,),

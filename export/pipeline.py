@@ -125,7 +125,7 @@ def export_checkpoint(
     model, recipe, ckpt = load_model(checkpoint)
     size = (int(opts.imgsz), int(opts.imgsz))
     wrapper = ExportWrapper(model, size, opts.max_det, recipe.mean, recipe.std,
-                            score_thresh=opts.graph_score_threshold, fold_fpn=opts.fold_fpn)
+                            score_thresh=opts.graph_score_threshold)
     meta = make_meta(recipe, size, opts.max_det, "fp32", ckpt.get("metrics") or {}, opts.score_threshold,
                      opts.mask_threshold, phase_stride=wrapper.phase_stride,
                      graph_score_threshold=opts.graph_score_threshold)

@@ -11,9 +11,6 @@ documented in :mod:`maskrt.artifact`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 from torchvision.models.detection import MaskRCNN
@@ -21,7 +18,6 @@ from torchvision.models.detection.image_list import ImageList
 
 from maskrt.artifact import GRAPH_SCORE_THRESHOLD, OUTPUT_NAMES, PHASE_OUTPUT
 from maskrt.errors import MaskrtError
-from maskrt.export.fold_fpn import FoldedFPN, fold_saves
 from maskrt.train.models import set_input_size, set_max_det
 
 DEFAULT_GRAPH_SCORE_THRESH = GRAPH_SCORE_THRESHOLD
@@ -38,8 +34,6 @@ class ExportWrapper(nn.Module):
         mean: RGB mean in 0..1 used in training.
         std: RGB std in 0..1 used in training.
         score_thresh: score threshold inside the graph (low; the runtime filters further).
-        fold_fpn: trace the FPN's stride-4 level in its exact, cheaper folded form (:mod:`maskrt.export.fold_fpn`)
-            where that saves work (:meth:`traced_form`); the module's own forward keeps torchvision's.
 
     Example:
         >>> wrapper = ExportWrapper(model, (512, 512), max_det=100, mean=recipe.mean, std=recipe.std)
@@ -57,7 +51,6 @@ class ExportWrapper(nn.Module):
         mean: tuple[float, ...] | list[float] = (0.485, 0.456, 0.406),
         std: tuple[float, ...] | list[float] = (0.229, 0.224, 0.225),
         score_thresh: float = DEFAULT_GRAPH_SCORE_THRESH,
-        fold_fpn: bool = True,
     ) -> None:
         super().__init__()
         h, w = int(input_size[0]), int(input_size[1])
@@ -67,7 +60,6 @@ class ExportWrapper(nn.Module):
             raise MaskrtError(f"max_det {max_det} must be between 1 and 3839; pass e.g. --max-det 100")
         self.model = model.eval()
         self.has_phase = hasattr(model, "phase_head")
-        self.fold_fpn = bool(fold_fpn) and fold_saves(getattr(getattr(model, "backbone", None), "fpn", None))
         self.input_size = (h, w)
         self.max_det = int(max_det)
         set_max_det(self.model, self.max_det)  # dense max_det: the proposals to fill it, as in training
@@ -81,21 +73,6 @@ class ExportWrapper(nn.Module):
         self.register_buffer("scale", (1.0 / (255.0 * std_t)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", (-mean_t / std_t).view(1, 3, 1, 1), persistent=False)
         self.eval()
-
-    @contextmanager
-    def traced_form(self) -> Iterator[None]:
-        """While tracing: the FPN's finest level folded (``fold_fpn``); the model is restored afterwards, so parity
-        compares the exported graph with torchvision's own computation."""
-        if not self.fold_fpn:
-            yield
-            return
-        backbone = self.model.backbone
-        original = backbone.fpn
-        backbone.fpn = FoldedFPN(original)
-        try:
-            yield
-        finally:
-            backbone.fpn = original
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC BGR -> normalised float NCHW RGB."""

@@ -177,8 +177,6 @@ class ExportOptions:
     fmt: str = "onnx"
     half: bool = False
     simplify: bool = True
-    fold_fpn: bool = True
-    """Trace the FPN's stride-4 level folded (:mod:`maskrt.export.fold_fpn`): the same values, fewer operations."""
     out: Path | None = None
     data: Path | None = None
     parity_images: int = 4

@@ -76,10 +76,6 @@ def export(
         "--simplify/--no-simplify",
         help="Simplify with onnxslim if smaller.",
     )] = _DEFAULTS.simplify,
-    fold_fpn: Annotated[bool, typer.Option(
-        "--fold-fpn/--no-fold-fpn",
-        help="Trace the FPN's stride-4 level in an exact folded form with fewer multiply-adds.",
-    )] = _DEFAULTS.fold_fpn,
     out: Annotated[Path | None, typer.Option(
         "--out",
         "-o",
@@ -129,7 +125,6 @@ def export(
     from maskrt.export.pipeline import export_checkpoint
 
     opts = ExportOptions(imgsz=imgsz, max_det=max_det, fmt=fmt, half=half, simplify=simplify, out=out, data=data,
-                         fold_fpn=fold_fpn,
                          parity=parity, parity_images=parity_images, score_threshold=score_threshold,
                          graph_score_threshold=graph_conf,
                          workspace_gb=workspace, int8=int8, calib=calib, calib_images=calib_images,
