@@ -172,16 +172,21 @@ class SeparableRpnStages:
         return ((w * (head.cls_logits(s) - obj) ** 2).mean() / w.mean()
                 + 10 * (w4 * (head.bbox_pred(s) - deltas).abs()).mean() / w4.mean())
 
+    def _optimiser(self, lr: float, steps: int, seed: int) -> tuple[Any, Any, Any]:
+        """Adam on the separable convolution alone (cosine schedule), and the stage's random generator."""
+        import torch
+
+        params = list(self.fast.conv_fine.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(params, lr=lr)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1)), torch.Generator().manual_seed(seed)
+
     def fit_outputs(self, images: list[Any], steps: int, crop: int = 96) -> dict[str, float]:
         import torch
 
         maps = self._stride_four(images)
-        params = list(self.fast.conv_fine.parameters())
-        for p in params:
-            p.requires_grad_(True)
-        opt = torch.optim.Adam(params, lr=2e-3)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-        g = torch.Generator().manual_seed(0)
+        opt, sched, g = self._optimiser(2e-3, steps, seed=0)
         loss = torch.zeros(())
         for _ in range(steps):
             batch = []
@@ -210,12 +215,7 @@ class SeparableRpnStages:
                 batch, targets = model.transform([image], [{"boxes": target["boxes"], "labels": target["labels"]}])
                 cache.append((batch.tensors, batch.image_sizes, dict(model.backbone(batch.tensors)), targets[0]))
         model.rpn.head = self.fast
-        params = list(self.fast.conv_fine.parameters())
-        for p in params:
-            p.requires_grad_(True)
-        opt = torch.optim.Adam(params, lr=1e-3)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-        g = torch.Generator().manual_seed(1)
+        opt, sched, g = self._optimiser(1e-3, steps, seed=1)
         model.rpn.train()
         last: dict[str, float] = {}
         try:
