@@ -115,10 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _spread_indices(total: int, n: int) -> list[int]:
+    """``n`` indices evenly spread over ``total`` items (every source of a merged dataset gets its share)."""
+    return [int((i + 0.5) * total / n) for i in range(min(n, total))]
+
+
 def _spread(view: Any, n: int) -> list[Any]:
-    """``n`` images evenly spread over ``view`` (every source gets its share)."""
-    total = len(view)
-    return [view[int((i + 0.5) * total / n)][0] for i in range(min(n, total))]
+    """``n`` images evenly spread over ``view``."""
+    return [view[i][0] for i in _spread_indices(len(view), n)]
 
 
 class SeparableRpnStages:
@@ -156,17 +160,23 @@ class SeparableRpnStages:
                                   3e-3)
         return {"kernel_error": round(self.kernel_error, 4), "output_error": round(after, 4)}
 
-    def _output_loss(self, p2: Any) -> Any:
-        """The RPN's outputs (objectness logits, box deltas) of the separable convolution against the dense one's,
-        weighted by the dense objectness so that the anchors that become proposals count most."""
+    def _targets(self, p2: Any) -> tuple[Any, Any, Any]:
+        """The dense convolution's RPN outputs on ``p2`` (objectness logits, box deltas) and the anchors' weights."""
         import torch
         import torch.nn.functional as F
 
         head = self.dense_head
         with torch.no_grad():
             t = F.relu(self.dense(p2))
-            obj, deltas = head.cls_logits(t), head.bbox_pred(t)
-            w = torch.sigmoid(obj) + 0.02
+            obj = head.cls_logits(t)
+            return obj, head.bbox_pred(t), torch.sigmoid(obj) + 0.02
+
+    def _output_loss(self, p2: Any, targets: tuple[Any, Any, Any] | None = None) -> Any:
+        """The RPN's outputs (objectness logits, box deltas) of the separable convolution against the dense one's
+        (``targets``, or computed here), weighted by the dense objectness so that the anchors that become proposals
+        count most."""
+        head = self.dense_head
+        obj, deltas, w = targets if targets is not None else self._targets(p2)
         s = self.fast.conv_fine(p2)
         w4 = w.repeat_interleave(4, dim=1)
         return ((w * (head.cls_logits(s) - obj) ** 2).mean() / w.mean()
@@ -207,22 +217,23 @@ class SeparableRpnStages:
         from torchvision.models.detection.image_list import ImageList
 
         model = self.model
-        total = len(view)
         cache = []
         with torch.no_grad():
-            for i in range(min(n, total)):
-                image, target = view[int((i + 0.5) * total / n)]
+            for i in _spread_indices(len(view), n):
+                image, target = view[i]
                 batch, targets = model.transform([image], [{"boxes": target["boxes"], "labels": target["labels"]}])
-                cache.append((batch.tensors, batch.image_sizes, dict(model.backbone(batch.tensors)), targets[0]))
+                feats = dict(model.backbone(batch.tensors))
+                # the dense convolution's outputs on each cached map, once, not at every step
+                cache.append((batch.tensors, batch.image_sizes, feats, targets[0], self._targets(feats["0"])))
         model.rpn.head = self.fast
         opt, sched, g = self._optimiser(1e-3, steps, seed=1)
         model.rpn.train()
         last: dict[str, float] = {}
         try:
             for _ in range(steps):
-                tensors, sizes, feats, target = cache[int(torch.randint(len(cache), (1,), generator=g))]
+                tensors, sizes, feats, target, dense_out = cache[int(torch.randint(len(cache), (1,), generator=g))]
                 _, losses = model.rpn(ImageList(tensors, sizes), dict(feats), [target])
-                distil = self._output_loss(feats["0"])
+                distil = self._output_loss(feats["0"], dense_out)
                 loss = losses["loss_objectness"] + losses["loss_rpn_box_reg"] + kd * distil
                 opt.zero_grad()
                 loss.backward()
