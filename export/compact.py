@@ -7,11 +7,13 @@ weights lose FP16 rounding only; the bundled model ships this way to stay small.
 (:mod:`maskrt.export.fp16`), activations stay FP32, which is what CPUs want.
 
 At a fixed input size the exporter also folds the RPN's anchors into constants with one row per
-anchor (widths, heights, centres, level indices: 5 x 204,600 values at 640x640, 3.3 MB). Each is a
-sum of a per-row, a per-column and a per-anchor vector on every FPN level, so
-:func:`factor_grid_constants` stores those small vectors and rebuilds the array with ``Add``,
-``Reshape`` and ``Concat`` (folded again when the model loads). It only replaces an array that the
-rebuild reproduces exactly.
+anchor: widths, heights, centres and level indices of every level together (5 x 204,600 values at
+640x640, 3.3 MB; exports before the RPN chose its anchors before decoding them), or one
+``[anchors of the level, 4]`` array of anchor boxes per level (exports since). Each value is a sum of
+a per-row, a per-column and a per-anchor vector on its FPN level, so :func:`factor_grid_constants`
+stores those small vectors and rebuilds the array with ``Add``, ``Reshape`` and ``Concat`` (folded
+again when the model loads); FP16 storage would round the coordinates. It only replaces an array
+that the rebuild reproduces exactly.
 """
 
 from __future__ import annotations
@@ -78,60 +80,82 @@ def anchor_grids(model: Any, input_size: tuple[int, int]) -> list[Grid]:
     return [(int(f.shape[-2]), int(f.shape[-1]), int(a)) for f, a in zip(features.values(), per_loc)]
 
 
+def _factor_level(level: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(y [H, K], x [W, K], c [A, K])`` with ``(y[:, None, None] + x[None, :, None]) + c == level [H, W, A, K]``."""
+    c = level[0, 0]
+    x = level[0, :, 0] - c[0]
+    y = level[:, 0, 0] - c[0]
+    if not np.array_equal((y[:, None, None] + x[None, :, None]) + c[None, None], level):
+        return None
+    return y, x, c
+
+
 def _factor(arr: np.ndarray, grids: Sequence[Grid]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
     """Per level ``(y [H], x [W], c [A])`` with ``(y[:, None, None] + x[None, :, None]) + c == level``."""
     parts = []
     start = 0
     for h, w, a in grids:
-        level = arr[start:start + h * w * a].reshape(h, w, a)
+        part = _factor_level(arr[start:start + h * w * a].reshape(h, w, a, 1))
         start += h * w * a
-        c = level[0, 0, :]
-        x = level[0, :, 0] - c[0]
-        y = level[:, 0, 0] - c[0]
-        if not np.array_equal((y[:, None, None] + x[None, :, None]) + c[None, None, :], level):
+        if part is None:
             return None
-        parts.append((y, x, c))
+        parts.append(tuple(v[..., 0] for v in part))  # type: ignore[arg-type]
     return parts
+
+
+def _grid_nodes(prefix: str, grid: Grid, part: tuple[np.ndarray, np.ndarray, np.ndarray], shape_name: str,
+                kept: list[onnx.TensorProto], nodes: list[onnx.NodeProto]) -> str:
+    """Initializers and ``Add, Add, Reshape`` that rebuild one level's array from its factors; its output name."""
+    h, w, a = grid
+    y, x, c = part
+    k = y.shape[1:]
+    kept += [numpy_helper.from_array(y.reshape(h, 1, 1, *k), prefix + "_y"),
+             numpy_helper.from_array(x.reshape(1, w, 1, *k), prefix + "_x"),
+             numpy_helper.from_array(c.reshape(1, 1, a, *k), prefix + "_c")]
+    nodes += [helper.make_node("Add", [prefix + "_y", prefix + "_x"], [prefix + "_yx"], name=prefix + "_add_yx"),
+              helper.make_node("Add", [prefix + "_yx", prefix + "_c"], [prefix + "_yxc"], name=prefix + "_add_c"),
+              helper.make_node("Reshape", [prefix + "_yxc", shape_name], [prefix + "_flat"], name=prefix + "_flat")]
+    return prefix + "_flat"
 
 
 def factor_grid_constants(model: onnx.ModelProto, grids: Sequence[Grid]) -> tuple[onnx.ModelProto, int]:
     """Return a copy of ``model`` whose per-anchor constants are rebuilt from per-level vectors; and how many were.
 
-    A float32 or int64 initializer with one value per anchor (``sum(h * w * a)`` values, shape
-    ``[N]`` or ``[N, 1]``) is replaced when it factors exactly as described in the module docstring.
+    A float32 or int64 initializer with one value per anchor of every level (``sum(h * w * a)`` values,
+    shape ``[N]`` or ``[N, 1]``), or a float32 ``[h * w * a, 4]`` array of one level's anchor boxes, is
+    replaced when it factors exactly as described in the module docstring.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
     total = sum(h * w * a for h, w, a in grids)
+    by_rows = {h * w * a: (h, w, a) for h, w, a in grids}
     kept, nodes, replaced = [], [], 0
     for init in graph.initializer:
         dims = list(init.dims)
-        shaped = dims in ([total], [total, 1])
-        if not shaped or init.data_type not in (TensorProto.FLOAT, TensorProto.INT64):
-            kept.append(init)
-            continue
-        arr = numpy_helper.to_array(init).reshape(-1)
-        parts = _factor(arr, grids)
-        if parts is None:
-            kept.append(init)
-            continue
         name = init.name
-        # each level is reshaped to [-1] or [-1, 1] (the array's rank), then Concat joins them on axis 0
         level_shape = name + "__levelshape"
-        kept.append(numpy_helper.from_array(np.array([-1] + [1] * (len(dims) - 1), dtype=np.int64), level_shape))
-        flat = []
-        for lvl, ((h, w, a), (y, x, c)) in enumerate(zip(grids, parts)):
-            p = f"{name}__grid{lvl}"
-            kept += [numpy_helper.from_array(y.reshape(h, 1, 1), p + "_y"),
-                     numpy_helper.from_array(x.reshape(1, w, 1), p + "_x"),
-                     numpy_helper.from_array(c.reshape(1, 1, a), p + "_c")]
-            nodes += [helper.make_node("Add", [p + "_y", p + "_x"], [p + "_yx"], name=p + "_add_yx"),
-                      helper.make_node("Add", [p + "_yx", p + "_c"], [p + "_yxc"], name=p + "_add_c"),
-                      helper.make_node("Reshape", [p + "_yxc", level_shape], [p + "_flat"], name=p + "_flat")]
-            flat.append(p + "_flat")
-        nodes.append(helper.make_node("Concat", flat, [name], axis=0, name=name + "__concat"))
-        replaced += 1
+        if dims in ([total], [total, 1]) and init.data_type in (TensorProto.FLOAT, TensorProto.INT64):
+            parts = _factor(numpy_helper.to_array(init).reshape(-1), grids)
+            if parts is not None:
+                # each level is reshaped to [-1] or [-1, 1] (the array's rank), then Concat joins them on axis 0
+                kept.append(numpy_helper.from_array(np.array([-1] + [1] * (len(dims) - 1), dtype=np.int64),
+                                                    level_shape))
+                flat = [_grid_nodes(f"{name}__grid{lvl}", grid, tuple(v[:, None] for v in part),  # type: ignore[arg-type]
+                                    level_shape, kept, nodes) for lvl, (grid, part) in enumerate(zip(grids, parts))]
+                nodes.append(helper.make_node("Concat", flat, [name], axis=0, name=name + "__concat"))
+                replaced += 1
+                continue
+        elif len(dims) == 2 and dims[1] == 4 and dims[0] in by_rows and init.data_type == TensorProto.FLOAT:
+            grid = by_rows[dims[0]]
+            part = _factor_level(numpy_helper.to_array(init).reshape(*grid, 4))
+            if part is not None:
+                kept.append(numpy_helper.from_array(np.array([-1, 4], dtype=np.int64), level_shape))
+                flat = _grid_nodes(f"{name}__grid", grid, part, level_shape, kept, nodes)
+                nodes.append(helper.make_node("Identity", [flat], [name], name=name + "__rebuilt"))
+                replaced += 1
+                continue
+        kept.append(init)
     _rebuild(graph, kept, nodes)
     return out, replaced
 

@@ -14,8 +14,10 @@ from maskrt.export.verify import ort_session, run_ort
 from .conftest import SIZE
 
 
-def _per_anchor(model: onnx.ModelProto, total: int) -> list[str]:
-    return [i.name for i in model.graph.initializer if int(np.prod(i.dims)) == total]
+def _per_anchor(model: onnx.ModelProto, total: int, grids=()) -> list[str]:
+    """Initializers with one value per anchor of every level, or one box per anchor of one level."""
+    level_boxes = [[h * w * a, 4] for h, w, a in grids]
+    return [i.name for i in model.graph.initializer if int(np.prod(i.dims)) == total or list(i.dims) in level_boxes]
 
 
 def test_factored_anchors_give_identical_outputs(lite_export, scene_images, tmp_path):
@@ -23,11 +25,11 @@ def test_factored_anchors_give_identical_outputs(lite_export, scene_images, tmp_
     assert grids == [(32, 32, 6), (16, 16, 6), (8, 8, 6), (4, 4, 6), (2, 2, 6)]  # strides 4..64, 2 sizes x 3 ratios
     total = sum(h * w * a for h, w, a in grids)
     original = onnx.load(str(lite_export.path))
-    before = _per_anchor(original, total)
-    assert len(before) >= 4  # the exporter folded the anchors' widths, heights, centres and level indices
+    before = _per_anchor(original, total, grids)
+    assert len(before) == len(grids)  # the exporter folded each level's anchor boxes (the RPN decodes its top-k)
 
     factored, n = factor_grid_constants(original, grids)
-    assert n == len(before) and _per_anchor(factored, total) == []
+    assert n == len(before) and _per_anchor(factored, total, grids) == []
     onnx.checker.check_model(factored)
     path = tmp_path / "factored.onnx"
     onnx.save(factored, str(path))
@@ -81,3 +83,31 @@ def test_bundled_model_fits_the_size_budget():
     onnx_path, ckpt = root / "runtime" / "models" / "bubbles-lite.onnx", root / "train" / "models" / "bubbles-lite.pt"
     total = onnx_path.stat().st_size + ckpt.stat().st_size
     assert total <= 25e6, f"bundled model files are {total / 1e6:.1f} MB together; the budget is 25 MB"
+
+
+def test_both_anchor_layouts_are_rebuilt_exactly():
+    """Per-anchor arrays of every level (exports before the RPN decoded only its top-k) and one level's
+    ``[anchors, 4]`` boxes (exports since) are both replaced by factors that rebuild them bit for bit."""
+    from onnx.reference import ReferenceEvaluator
+
+    grids = [(3, 4, 2), (2, 2, 2)]
+    rng = np.random.default_rng(0)
+
+    def level(h, w, a, k):
+        y, x, c = (rng.integers(0, 64, (n, k)).astype(np.float32) / 4 for n in (h, w, a))
+        return (y[:, None, None] + x[None, :, None] + c[None, None]).reshape(h * w * a, k)
+
+    every = np.concatenate([level(*g, 1) for g in grids])  # [N, 1]
+    boxes = level(*grids[0], 4)  # [h * w * a, 4]
+    inits = [onnx.numpy_helper.from_array(every, "every"), onnx.numpy_helper.from_array(boxes, "boxes")]
+    outs = [onnx.helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape))
+            for n, a in (("e", every), ("b", boxes))]
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["every"], ["e"]),
+                                    onnx.helper.make_node("Identity", ["boxes"], ["b"])], "g", [], outs, inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    factored, n = factor_grid_constants(model, grids)
+    assert n == 2 and {i.name for i in factored.graph.initializer}.isdisjoint({"every", "boxes"})
+    onnx.checker.check_model(factored)
+    e, b = ReferenceEvaluator(factored).run(None, {})
+    assert np.array_equal(e, every) and np.array_equal(b, boxes)
+    assert sum(int(np.prod(i.dims)) for i in factored.graph.initializer) < every.size + boxes.size

@@ -127,3 +127,35 @@ def test_roi_pooling_has_no_full_size_scatter(lite_export):
     for node in model.graph.node:
         if node.op_type == "ScatterElements":
             assert ranks.get(node.output[0], 1) == 1, node.name
+
+
+def test_rpn_keeps_its_top_anchors_before_decoding_them_with_the_same_proposals(lite_export, scene_images):
+    """The export's RPN (:func:`rpn_select_then_decode`) gives torchvision's proposals bit for bit, a batch of
+    two included, and its graph decodes only the anchors each level keeps, not every anchor."""
+    import torch
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    from maskrt.export.onnx_export import static_export_patches
+
+    torchvisions = RegionProposalNetwork.forward
+    wrapper = lite_export.wrapper
+    rpn = wrapper.model.rpn
+    x = wrapper.preprocess(torch.from_numpy(np.stack(scene_images[:2])))
+    images = ImageList(x, [wrapper.input_size] * 2)
+    with torch.no_grad(), static_export_patches(max(wrapper.input_size)):
+        features = wrapper.model.backbone(x)
+        expected, _ = torchvisions(rpn, images, features)
+        got, losses = rpn(images, features)
+    assert losses == {} and len(got) == 2
+    for e, g in zip(expected, got):
+        assert e.shape[0] > 10 and torch.equal(e, g)
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(lite_export.path)))
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in model.graph.value_info}
+    exps = [n for n in model.graph.node if n.op_type == "Exp" and n.name.startswith("/rpn/")]
+    levels = len(features)
+    assert len(exps) == 2 * levels  # widths and heights, once per level
+    kept = levels * rpn.pre_nms_top_n()
+    for node in exps:
+        assert int(np.prod(shapes[node.input[0]])) <= kept, node.name
