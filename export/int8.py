@@ -86,13 +86,22 @@ QUANT_PREFIXES = (
     "/roi_heads/box_head/",
     "/roi_heads/mask_head/",
     "/roi_heads/mask_predictor/conv5_mask/",
+    "/phase_head/",
 )
 """Node-name prefixes (module paths from tracing the export wrapper) whose Conv/Gemm/MatMul/ConvTranspose
 are INT8.
 
 Left out on purpose: ``/rpn/head/cls_logits``, ``/rpn/head/bbox_pred`` (objectness and box deltas:
 NMS and box decoding inputs), ``/roi_heads/box_predictor/`` (class scores, box deltas) and
-``/roi_heads/mask_predictor/mask_fcn_logits`` (the mask logits)."""
+``/roi_heads/mask_predictor/mask_fcn_logits`` (the mask logits), and the phase head's two logit layers
+(:data:`FLOAT_LAYERS`)."""
+
+FLOAT_LAYERS = (
+    "/phase_head/block.5/",
+    "/phase_head/refine/fuse/fuse.8/",
+)
+"""Prefixes inside :data:`QUANT_PREFIXES` that stay FP32: the phase head's stride-4 logits and its stride-2
+correction (the phase map is their sigmoid), as the mask logits are."""
 
 FLOAT_OUTPUT_OPS = ("ConvTranspose",)
 """Quantized operator types whose output is not quantized (the mask logits read the transposed convolution's)."""
@@ -116,7 +125,7 @@ def check_weight_bits(bits: int) -> None:
 
 def recipe_key() -> str:
     """What decides the quantized graph besides the model and its calibration images (cache keys use it)."""
-    return repr((QUANT_OPS, QUANT_PREFIXES, FLOAT_OUTPUT_OPS, CALIB_SEED, DEFAULT_WEIGHT_BITS))
+    return repr((QUANT_OPS, QUANT_PREFIXES, FLOAT_LAYERS, FLOAT_OUTPUT_OPS, CALIB_SEED, DEFAULT_WEIGHT_BITS))
 
 
 @dataclass
@@ -165,7 +174,8 @@ def fold_weight_casts(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of the nodes that become INT8 (see the module docstring)."""
-    return [n.name for n in model.graph.node if n.op_type in QUANT_OPS and n.name.startswith(QUANT_PREFIXES)]
+    return [n.name for n in model.graph.node if n.op_type in QUANT_OPS and n.name.startswith(QUANT_PREFIXES)
+            and not n.name.startswith(FLOAT_LAYERS)]
 
 
 def _sample(items: Sequence[Path], n: int) -> list[Path]:
