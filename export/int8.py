@@ -29,10 +29,10 @@ ONNX Runtime read the same Q/DQ file):
   placement): each quantized layer's input is INT8, which is what TensorRT's placement advice asks
   of weighted layers, and an INT8 output lets TensorRT and ONNX Runtime chain INT8 kernels.
 * Only the backbone, the FPN, the RPN's shared 3x3 convolution, the box/mask head convolutions and
-  fully connected layers, and the mask predictor's 2x2 transposed convolution are quantized
-  (:data:`QUANT_PREFIXES`): the RPN's objectness and box delta convolutions, the box predictor (class
-  scores, box deltas), the mask logits convolution, anchor and box decoding, NMS, RoIAlign, TopK and
-  the pre-processing stay FP32. The transposed convolution takes an INT8 input and INT8 weights (per
+  fully connected layers, the mask predictor's 2x2 transposed convolution and the phase head are
+  quantized (:data:`QUANT_PREFIXES`): the RPN's objectness and box delta convolutions, the box predictor
+  (class scores, box deltas), the mask logits convolution, the phase head's two logit layers
+  (:data:`FLOAT_LAYERS`), anchor and box decoding, NMS, RoIAlign, TopK and the pre-processing stay FP32. The transposed convolution takes an INT8 input and INT8 weights (per
   output channel: axis 1 of its ``[I, O, kh, kw]`` weight) but its output is not quantized, so the mask
   logits are computed in floating point from a floating-point input. So every tensor that NMS or box
   decoding reads, and the mask logits, are computed in floating point. (The transposed convolution was
