@@ -23,6 +23,7 @@ import onnx.numpy_helper
 import torch
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, permute_and_flatten
 from torchvision.ops import boxes as box_ops
 from torchvision.ops import poolers
@@ -75,6 +76,13 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
       :func:`rpn_select_then_decode` keeps them first and decodes only those: the same proposals, bit
       for bit, without the full-size concatenations and decoding (about 10 ms of a 170 ms INT8 frame on
       OpenVINO).
+    * ``RoIHeads.forward`` and ``postprocess_detections`` (inference, one image): the proposals, and then
+      the detections, are put in the order of their FPN level (:func:`level_order`, the pooler's own
+      mapping) before they are pooled, so each pooler's per-level results concatenated are already in
+      RoI order and the merge needs no ``Gather`` of the pooled features (a copy of every RoI's
+      ``C x 7 x 7`` or ``C x 14 x 14`` features). Every RoI keeps its own boxes, scores and labels; the
+      box branch's NMS and the wrapper's final top-k order by score, so only exact score ties could come
+      out in another order.
 
     Args:
         max_coordinate: an upper bound of every box coordinate (the larger input side).
@@ -94,7 +102,35 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
 
     box_ops.batched_nms = batched_nms
     det_utils._topk_min = topk_min
-    poolers._onnx_merge_levels = merge_levels_gather
+    original_roi_forward = RoIHeads.forward
+    original_postprocess = RoIHeads.postprocess_detections
+    by_level: dict[str, Any] = {}  # the features of the one image whose RoIs are pooled in level order now
+
+    def merge_levels(levels: torch.Tensor, unmerged_results: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(unmerged_results) if by_level else merge_levels_gather(levels, unmerged_results)
+
+    def roi_forward(self: RoIHeads, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                    image_shapes: list[tuple[int, int]], targets: Any = None) -> Any:
+        if self.training or targets is not None or len(proposals) != 1:
+            return original_roi_forward(self, features, proposals, image_shapes, targets)
+        order = level_order(self.box_roi_pool, features, proposals[0], image_shapes)
+        by_level.update(features=features)
+        try:
+            return original_roi_forward(self, features, [proposals[0][order]], image_shapes, targets)
+        finally:
+            by_level.clear()
+
+    def postprocess(self: RoIHeads, class_logits: torch.Tensor, box_regression: torch.Tensor,
+                    proposals: list[torch.Tensor], image_shapes: list[tuple[int, int]]) -> Any:
+        boxes, scores, labels = original_postprocess(self, class_logits, box_regression, proposals, image_shapes)
+        if by_level and self.has_mask():
+            order = level_order(self.mask_roi_pool, by_level["features"], boxes[0], image_shapes)
+            boxes, scores, labels = [boxes[0][order]], [scores[0][order]], [labels[0][order]]
+        return boxes, scores, labels
+
+    poolers._onnx_merge_levels = merge_levels
+    RoIHeads.forward = roi_forward  # type: ignore[method-assign]
+    RoIHeads.postprocess_detections = postprocess  # type: ignore[method-assign]
 
     def rpn_forward(self: RegionProposalNetwork, images: ImageList, features: dict[str, torch.Tensor],
                     targets: Any = None) -> Any:
@@ -110,6 +146,23 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
         det_utils._topk_min = original_topk_min
         poolers._onnx_merge_levels = original_merge
         RegionProposalNetwork.forward = original_rpn_forward  # type: ignore[method-assign]
+        RoIHeads.forward = original_roi_forward  # type: ignore[method-assign]
+        RoIHeads.postprocess_detections = original_postprocess  # type: ignore[method-assign]
+
+
+def level_order(pooler: poolers.MultiScaleRoIAlign, features: dict[str, torch.Tensor], boxes: torch.Tensor,
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+    """The permutation that puts ``boxes`` (one image's) in the order of the FPN level ``pooler`` pools each from.
+
+    Within a level the boxes keep their order, so the permuted boxes' ``where(levels == l)`` are consecutive
+    runs and the pooler's per-level results concatenated are in the permuted boxes' order.
+    """
+    if pooler.scales is None or pooler.map_levels is None:  # as the pooler's forward sets them up
+        pooler.scales, pooler.map_levels = poolers._setup_scales(
+            poolers._filter_input(features, pooler.featmap_names), image_shapes, pooler.canonical_scale,
+            pooler.canonical_level)
+    levels = pooler.map_levels([boxes])
+    return torch.cat([torch.where(levels == level)[0] for level in range(len(pooler.scales))])
 
 
 def rpn_select_then_decode(rpn: RegionProposalNetwork, images: ImageList,

@@ -159,3 +159,31 @@ def test_rpn_keeps_its_top_anchors_before_decoding_them_with_the_same_proposals(
     kept = levels * rpn.pre_nms_top_n()
     for node in exps:
         assert int(np.prod(shapes[node.input[0]])) <= kept, node.name
+
+
+def test_rois_pooled_in_level_order_need_no_gather_and_a_batch_keeps_the_merge(lite_export, scene_images, tmp_path):
+    """One image: each pooler's per-level RoIAlign results are concatenated straight into its head (RoIs pooled in
+    level order), with the same detections as PyTorch (the parity tests above). A batch of two, whose RoIs are not
+    in one level order, keeps the Gather merge and gives each image the single-image export's detections."""
+    from maskrt.export.onnx_export import trace_to_onnx
+
+    model = onnx.load(str(lite_export.path))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    consumers: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    for pooler in ("box_roi_pool", "mask_roi_pool"):
+        (merge,) = [n for n in model.graph.node if n.op_type == "Concat" and f"/{pooler}/" in n.name
+                    and all(producers.get(i) == "RoiAlign" for i in n.input)]
+        assert len(merge.input) == 4 and "Gather" not in consumers[merge.output[0]], pooler
+
+    path = tmp_path / "batch2.onnx"
+    trace_to_onnx(lite_export.wrapper, path, batch=2)
+    batch = ort_session(path).run(None, {INPUT_NAME: np.stack(scene_images[:2])})
+    single = ort_session(lite_export.path)
+    for i, image in enumerate(scene_images[:2]):
+        one = single.run(None, {INPUT_NAME: image[None]})
+        assert int(one[4][0]) > 0 and int(batch[4][i]) == int(one[4][0])
+        for a, b in zip(one[:4], batch[:4]):
+            assert np.allclose(a[0], b[i], atol=1e-4)
