@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 import torch
+import torchvision
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
@@ -76,13 +77,14 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
       :func:`rpn_select_then_decode` keeps them first and decodes only those: the same proposals, bit
       for bit, without the full-size concatenations and decoding (about 10 ms of a 170 ms INT8 frame on
       OpenVINO).
-    * ``RoIHeads.forward`` and ``postprocess_detections`` (inference, one image): the proposals, and then
-      the detections, are put in the order of their FPN level (:func:`level_order`, the pooler's own
-      mapping) before they are pooled, so each pooler's per-level results concatenated are already in
-      RoI order and the merge needs no ``Gather`` of the pooled features (a copy of every RoI's
-      ``C x 7 x 7`` or ``C x 14 x 14`` features). Every RoI keeps its own boxes, scores and labels; the
-      box branch's NMS and the wrapper's final top-k order by score, so only exact score ties could come
-      out in another order.
+    * ``RoIHeads.forward`` and ``postprocess_detections`` (inference, one image, under the legacy tracer,
+      which alone merges levels with ``_onnx_merge_levels``): the proposals, and then the detections,
+      are put in the order of their FPN level (:func:`level_order`, the pooler's own mapping) before
+      they are pooled, so each pooler's per-level results concatenated are already in RoI order and
+      the merge needs no ``Gather`` of the pooled features (a copy of every RoI's ``C x 7 x 7`` or
+      ``C x 14 x 14`` features). Every RoI keeps its own boxes, scores and labels; the box branch's NMS
+      and the wrapper's final top-k order by score, so only exact score ties could come out in another
+      order.
 
     Args:
         max_coordinate: an upper bound of every box coordinate (the larger input side).
@@ -111,7 +113,8 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
 
     def roi_forward(self: RoIHeads, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                     image_shapes: list[tuple[int, int]], targets: Any = None) -> Any:
-        if self.training or targets is not None or len(proposals) != 1:
+        # only the legacy tracer merges levels with _onnx_merge_levels (eager and dynamo scatter into place)
+        if self.training or targets is not None or len(proposals) != 1 or not torchvision._is_tracing():
             return original_roi_forward(self, features, proposals, image_shapes, targets)
         order = level_order(self.box_roi_pool, features, proposals[0], image_shapes)
         by_level.update(features=features)
