@@ -105,7 +105,8 @@ def _factor(arr: np.ndarray, grids: Sequence[Grid]) -> list[tuple[np.ndarray, np
 
 def _grid_nodes(prefix: str, grid: Grid, part: tuple[np.ndarray, np.ndarray, np.ndarray], shape_name: str,
                 kept: list[onnx.TensorProto], nodes: list[onnx.NodeProto]) -> str:
-    """Initializers and ``Add, Add, Reshape`` that rebuild one level's array from its factors; its output name."""
+    """Initializers and ``Add, Add, Reshape`` that rebuild one level's array from its factors (``[H]``, ``[W]``,
+    ``[A]``, or each with a trailing ``K``); its output name."""
     h, w, a = grid
     y, x, c = part
     k = y.shape[1:]
@@ -141,8 +142,8 @@ def factor_grid_constants(model: onnx.ModelProto, grids: Sequence[Grid]) -> tupl
                 # each level is reshaped to [-1] or [-1, 1] (the array's rank), then Concat joins them on axis 0
                 kept.append(numpy_helper.from_array(np.array([-1] + [1] * (len(dims) - 1), dtype=np.int64),
                                                     level_shape))
-                flat = [_grid_nodes(f"{name}__grid{lvl}", grid, tuple(v[:, None] for v in part),  # type: ignore[arg-type]
-                                    level_shape, kept, nodes) for lvl, (grid, part) in enumerate(zip(grids, parts))]
+                flat = [_grid_nodes(f"{name}__grid{lvl}", grid, part, level_shape, kept, nodes)
+                        for lvl, (grid, part) in enumerate(zip(grids, parts))]
                 nodes.append(helper.make_node("Concat", flat, [name], axis=0, name=name + "__concat"))
                 replaced += 1
                 continue

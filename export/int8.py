@@ -32,10 +32,11 @@ ONNX Runtime read the same Q/DQ file):
   fully connected layers, the mask predictor's 2x2 transposed convolution and the phase head are
   quantized (:data:`QUANT_PREFIXES`): the RPN's objectness and box delta convolutions, the box predictor
   (class scores, box deltas), the mask logits convolution, the phase head's two logit layers
-  (:data:`FLOAT_LAYERS`), anchor and box decoding, NMS, RoIAlign, TopK and the pre-processing stay FP32. The transposed convolution takes an INT8 input and INT8 weights (per
-  output channel: axis 1 of its ``[I, O, kh, kw]`` weight) but its output is not quantized, so the mask
-  logits are computed in floating point from a floating-point input. So every tensor that NMS or box
-  decoding reads, and the mask logits, are computed in floating point. (The transposed convolution was
+  (:data:`FLOAT_LAYERS`), anchor and box decoding, NMS, RoIAlign, TopK and the pre-processing stay
+  FP32. The transposed convolution takes an INT8 input and INT8 weights (per output channel: axis 1
+  of its ``[I, O, kh, kw]`` weight) but its output is not quantized, so the mask logits are computed
+  in floating point from a floating-point input. So every tensor that NMS or box decoding reads, and
+  the mask logits, are computed in floating point. (The transposed convolution was
   the largest float layer of an INT8 frame: 42-46 ms of 255-290 on OpenVINO at 300 detections, 24 ms
   in INT8, the mask AP50 of the report unchanged.)
 

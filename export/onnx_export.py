@@ -73,7 +73,7 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
       r50-fpn frame in ONNX Runtime). :func:`merge_levels_gather` does one ``Concat`` and one
       ``Gather`` by the inverse permutation: the same tensor, bit for bit.
     * ``RegionProposalNetwork.forward`` (inference only): torchvision decodes the box deltas of every
-      anchor (102,300 at 640 px) and then keeps each level's ``pre_nms_top_n`` by objectness;
+      anchor (204,600 at 640 px) and then keeps each level's ``pre_nms_top_n`` by objectness;
       :func:`rpn_select_then_decode` keeps them first and decodes only those: the same proposals, bit
       for bit, without the full-size concatenations and decoding (about 10 ms of a 170 ms INT8 frame on
       OpenVINO).
@@ -93,6 +93,8 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
     original_topk_min = det_utils._topk_min
     original_merge = poolers._onnx_merge_levels
     original_rpn_forward = RegionProposalNetwork.forward
+    original_roi_forward = RoIHeads.forward
+    original_postprocess = RoIHeads.postprocess_detections
     offset_step = float(max_coordinate) + 1.0
 
     def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> Any:
@@ -104,8 +106,6 @@ def static_export_patches(max_coordinate: float) -> Iterator[None]:
 
     box_ops.batched_nms = batched_nms
     det_utils._topk_min = topk_min
-    original_roi_forward = RoIHeads.forward
-    original_postprocess = RoIHeads.postprocess_detections
     by_level: dict[str, Any] = {}  # the features of the one image whose RoIs are pooled in level order now
 
     def merge_levels(levels: torch.Tensor, unmerged_results: list[torch.Tensor]) -> torch.Tensor:
